@@ -1,0 +1,60 @@
+"""The shard format shared by `babylm.prep` (writes it) and `babylm.train` (reads it)."""
+
+from babylm.shards.manifest import (
+    FORMAT_VERSION,
+    KINDS,
+    MANIFEST_NAME,
+    Manifest,
+    ManifestError,
+    ShardEntry,
+    load_manifest,
+    parse_manifest,
+    write_manifest,
+)
+from babylm.shards.reader import (
+    Dataset,
+    iter_tar_samples,
+    open_dataset,
+    open_file,
+    read_npy,
+    read_token_table,
+    token_column,
+)
+from babylm.shards.verify import ShardProblem, verify_dataset
+from babylm.shards.writer import (
+    ArrowShardWriter,
+    RollingWriter,
+    TarShardWriter,
+    read_entry,
+    token_dtype,
+    write_tar_shard,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FORMAT_VERSION",
+    "KINDS",
+    "MANIFEST_NAME",
+    "ArrowShardWriter",
+    "Dataset",
+    "Manifest",
+    "ManifestError",
+    "RollingWriter",
+    "ShardEntry",
+    "ShardProblem",
+    "TarShardWriter",
+    "iter_tar_samples",
+    "load_manifest",
+    "open_dataset",
+    "open_file",
+    "parse_manifest",
+    "read_entry",
+    "read_npy",
+    "read_token_table",
+    "token_column",
+    "token_dtype",
+    "verify_dataset",
+    "write_manifest",
+    "write_tar_shard",
+]

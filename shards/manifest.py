@@ -1,0 +1,270 @@
+"""The dataset manifest: the one file that says what a shard folder holds.
+
+A dataset is a folder with `manifest.json` and shard files whose paths are relative to it, so the
+folder can be rsynced, put in object storage or served over HTTP and still be read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+KINDS = ("image_text", "tokens", "features")
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be used; the message names the file and the field."""
+
+
+@dataclass
+class ShardEntry:
+    """One complete shard: where it is, what it holds, and its checksum."""
+
+    path: str
+    samples: int
+    bytes: int
+    sha256: str
+    tokens: int | None = None
+    # Prep-specific facts of this shard (input rows it covers, skips by reason, ...).
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if self.tokens is None:
+            del d["tokens"]
+        if not self.meta:
+            del d["meta"]
+        return d
+
+
+@dataclass
+class Manifest:
+    """What a dataset folder holds; `to_dict`/`from_dict` map it onto `manifest.json`."""
+
+    kind: str
+    shards: list[ShardEntry] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+    format_version: int = FORMAT_VERSION
+    tool_version: str = ""
+
+    @property
+    def num_samples(self) -> int:
+        return sum(s.samples for s in self.shards)
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(s.tokens or 0 for s in self.shards)
+
+    @property
+    def num_bytes(self) -> int:
+        return sum(s.bytes for s in self.shards)
+
+    @property
+    def num_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+    def totals(self) -> dict[str, int]:
+        out = {"shards": len(self.shards), "samples": self.num_samples, "bytes": self.num_bytes}
+        if self.kind == "tokens":
+            out["tokens"] = self.num_tokens
+        out["skipped"] = self.num_skipped
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "kind": self.kind,
+            "name": self.name,
+            "tool_version": self.tool_version,
+            "totals": self.totals(),
+            "skipped": dict(sorted(self.skipped.items())),
+            "params": self.params,
+            "shards": [s.to_dict() for s in self.shards],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = MANIFEST_NAME) -> Manifest:
+        """Validate and build a manifest; errors name `source` and the offending field."""
+        return _parse(data, source)
+
+    def summary(self) -> str:
+        """Human-readable summary: totals, skips by reason, prep parameters."""
+        t = self.totals()
+        lines = [f"{self.name or '(unnamed)'}  kind={self.kind}  format v{self.format_version}"]
+        lines.append(
+            f"  shards {t['shards']:,}  samples {t['samples']:,}  bytes {_human(t['bytes'])}"
+            + (f"  tokens {t['tokens']:,}" if "tokens" in t else "")
+        )
+        if self.skipped:
+            total_in = t["samples"] + t["skipped"]
+            lines.append(f"  skipped {t['skipped']:,} of {total_in:,} input rows:")
+            for reason, n in sorted(self.skipped.items(), key=lambda kv: -kv[1]):
+                lines.append(f"    {reason:<20} {n:,}")
+        else:
+            lines.append("  skipped 0")
+        if self.params:
+            lines.append("  params:")
+            for k, v in self.params.items():
+                text = json.dumps(v, sort_keys=True)
+                lines.append(f"    {k}: {text if len(text) < 100 else text[:97] + '...'}")
+        return "\n".join(lines)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def check_relative_path(path: str, source: str = MANIFEST_NAME) -> str:
+    """Reject shard paths that are absolute or escape the dataset folder."""
+    if not isinstance(path, str) or not path:
+        raise ManifestError(f"{source}: shard path must be a non-empty string, got {path!r}")
+    if path.startswith(("/", "\\")) or "://" in path or (len(path) > 1 and path[1] == ":"):
+        raise ManifestError(f"{source}: shard path {path!r} is absolute; paths must be relative")
+    norm = posixpath.normpath(path.replace("\\", "/"))
+    if norm == ".." or norm.startswith("../") or "/../" in f"/{norm}/":
+        raise ManifestError(f"{source}: shard path {path!r} escapes the dataset folder")
+    return path
+
+
+def _field(data: dict, name: str, types: type | tuple[type, ...], source: str, where: str = "") -> Any:
+    if name not in data:
+        raise ManifestError(f"{source}: missing field '{where}{name}'")
+    value = data[name]
+    # bool is an int in Python; a count must not be True/False.
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):
+        raise ManifestError(
+            f"{source}: field '{where}{name}' must be {_type_names(types)}, got {type(value).__name__}"
+        )
+    return value
+
+
+def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
+    return types if isinstance(types, tuple) else (types,)
+
+
+def _type_names(types: type | tuple[type, ...]) -> str:
+    return " or ".join(t.__name__ for t in _as_tuple(types))
+
+
+def _parse(data: Any, source: str) -> Manifest:
+    if not isinstance(data, dict):
+        raise ManifestError(f"{source}: expected a JSON object at the top level")
+    version = _field(data, "format_version", int, source)
+    if version > FORMAT_VERSION:
+        raise ManifestError(
+            f"{source}: field 'format_version' is {version}, newer than this babylm-pipeline "
+            f"understands ({FORMAT_VERSION}); upgrade babylm-pipeline"
+        )
+    if version < 1:
+        raise ManifestError(f"{source}: field 'format_version' must be >= 1, got {version}")
+    kind = _field(data, "kind", str, source)
+    if kind not in KINDS:
+        raise ManifestError(f"{source}: field 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
+    raw_shards = _field(data, "shards", list, source)
+    shards = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_shards):
+        where = f"shards[{i}]."
+        if not isinstance(raw, dict):
+            raise ManifestError(f"{source}: field 'shards[{i}]' must be an object")
+        path = check_relative_path(_field(raw, "path", str, source, where), source)
+        if path in seen:
+            raise ManifestError(f"{source}: field '{where}path' repeats shard {path!r}")
+        seen.add(path)
+        samples = _field(raw, "samples", int, source, where)
+        nbytes = _field(raw, "bytes", int, source, where)
+        sha = _field(raw, "sha256", str, source, where)
+        if samples < 0 or nbytes < 0:
+            raise ManifestError(f"{source}: field '{where}samples'/'bytes' must not be negative")
+        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+            raise ManifestError(f"{source}: field '{where}sha256' is not a hex sha256 digest")
+        tokens = raw.get("tokens")
+        if tokens is not None and (not isinstance(tokens, int) or isinstance(tokens, bool)):
+            raise ManifestError(f"{source}: field '{where}tokens' must be int")
+        meta = raw.get("meta", {})
+        if not isinstance(meta, dict):
+            raise ManifestError(f"{source}: field '{where}meta' must be an object")
+        shards.append(ShardEntry(path, samples, nbytes, sha, tokens, meta))
+    skipped = data.get("skipped", {})
+    if not isinstance(skipped, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in skipped.values()
+    ):
+        raise ManifestError(f"{source}: field 'skipped' must map reasons to integer counts")
+    params = data.get("params", {})
+    if not isinstance(params, dict):
+        raise ManifestError(f"{source}: field 'params' must be an object")
+    return Manifest(
+        kind=kind,
+        shards=shards,
+        skipped=dict(skipped),
+        params=params,
+        name=str(data.get("name", "")),
+        format_version=version,
+        tool_version=str(data.get("tool_version", "")),
+    )
+
+
+def parse_manifest(text: str | bytes, source: str = MANIFEST_NAME) -> Manifest:
+    """Parse manifest JSON text; `source` names the file in error messages."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ManifestError(f"{source}: not valid JSON (line {e.lineno}, column {e.colno}): {e.msg}") from e
+    return Manifest.from_dict(data, source)
+
+
+def load_manifest(folder: str | os.PathLike) -> Manifest:
+    """Read and validate `folder/manifest.json` from a local folder."""
+    path = Path(folder) / MANIFEST_NAME
+    if not path.exists():
+        raise ManifestError(f"{path}: no manifest; is this a babylm dataset folder (or is prep unfinished)?")
+    return parse_manifest(path.read_bytes(), str(path))
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write a file so that readers see either the old content or the new, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_manifest(folder: str | os.PathLike, manifest: Manifest) -> Path:
+    """Write `manifest.json` atomically; call it last, after every shard is complete.
+
+    The manifest holds no timestamp, so an interrupted-and-resumed prep writes the same bytes
+    as an uninterrupted one.
+    """
+    from babylm.shards import __version__
+
+    for s in manifest.shards:
+        check_relative_path(s.path)
+    if not manifest.tool_version:
+        manifest.tool_version = __version__
+    path = Path(folder) / MANIFEST_NAME
+    atomic_write_bytes(path, manifest.to_json().encode())
+    return path

@@ -1,0 +1,337 @@
+"""Atomic shard writers: WebDataset tar and Arrow IPC token shards.
+
+A shard is written under a temporary name while its sha256 and counts are computed on the fly,
+then its entry is saved beside it (`.entries/NAME.json`) and the file is renamed into place.
+So a file with a final name is always complete and always has its entry, and a writer killed
+half-way leaves only a temporary file that the next run removes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import webdataset as wds
+from babylm.shards.manifest import ShardEntry, atomic_write_bytes
+
+ENTRIES_DIR = ".entries"
+TOKEN_COLUMN = "input_ids"
+# Rows per Arrow record batch: fixed, so the same rows always give the same bytes.
+ARROW_BATCH_ROWS = 4096
+
+
+class _HashingFile(io.RawIOBase):
+    """A write-only file that passes bytes through while counting and hashing them."""
+
+    def __init__(self, raw: BinaryIO):
+        self.raw = raw
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:  # type: ignore[override]
+        view = memoryview(b).cast("B")
+        self.raw.write(view)
+        self.sha.update(view)
+        self.size += len(view)
+        return len(view)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """uint16 while every id fits, uint32 beyond."""
+    return np.dtype(np.uint16) if vocab_size <= 65536 else np.dtype(np.uint32)
+
+
+def entry_path(out_dir: str | os.PathLike, name: str) -> Path:
+    return Path(out_dir) / ENTRIES_DIR / f"{name}.json"
+
+
+def read_entry(out_dir: str | os.PathLike, name: str) -> ShardEntry | None:
+    """The entry of a complete shard `name` in `out_dir`, or None if it is not complete."""
+    if not (Path(out_dir) / name).exists():
+        return None
+    ep = entry_path(out_dir, name)
+    if not ep.exists():
+        return None
+    d = json.loads(ep.read_text())
+    return ShardEntry(d["path"], d["samples"], d["bytes"], d["sha256"], d.get("tokens"), d.get("meta", {}))
+
+
+class _AtomicShard:
+    """Base: owns the temporary file, the hash, and the final rename."""
+
+    def __init__(self, out_dir: str | os.PathLike, name: str):
+        self.out_dir = Path(out_dir)
+        self.name = name
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.final = self.out_dir / name
+        self.tmp = self.out_dir / f".{name}.{os.getpid()}.tmp"
+        self._raw = open(self.tmp, "wb")
+        self._hashing = _HashingFile(self._raw)
+        self.samples = 0
+        self.tokens: int | None = None
+        self.meta: dict[str, Any] = {}
+        self.entry: ShardEntry | None = None
+
+    @property
+    def bytes_written(self) -> int:
+        return self._hashing.size
+
+    def _finish_payload(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> ShardEntry:
+        """Complete the shard: flush, fsync, save its entry, rename into place."""
+        if self.entry is not None:
+            return self.entry
+        self._finish_payload()
+        self._raw.flush()
+        os.fsync(self._raw.fileno())
+        self._raw.close()
+        entry = ShardEntry(
+            path=self.name,
+            samples=self.samples,
+            bytes=self._hashing.size,
+            sha256=self._hashing.sha.hexdigest(),
+            tokens=self.tokens,
+            meta=self.meta,
+        )
+        # Entry first, then the rename: a shard under its final name always has an entry.
+        atomic_write_bytes(entry_path(self.out_dir, self.name), json.dumps(entry.to_dict()).encode())
+        os.replace(self.tmp, self.final)
+        self.entry = entry
+        return entry
+
+    def abort(self) -> None:
+        """Drop the partial shard; nothing under the final name is created."""
+        if not self._raw.closed:
+            self._raw.close()
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class TarShardWriter(_AtomicShard):
+    """One WebDataset tar shard. `write({"__key__": k, "jpg": bytes, "txt": str, "json": dict})`."""
+
+    def __init__(self, out_dir: str | os.PathLike, name: str):
+        super().__init__(out_dir, name)
+        # Fixed mtime and owner: the same samples always give the same bytes and sha256.
+        self._tar = wds.TarWriter(self._hashing, mtime=0, user="babylm", group="babylm", encoder=_encode)
+
+    def write(self, sample: dict[str, Any]) -> None:
+        key = sample.get("__key__")
+        if not key or "." in key or "/" in key:
+            raise ValueError(f"sample key must be non-empty without '.' or '/', got {key!r}")
+        self._tar.write(sample)
+        self.samples += 1
+
+    def _finish_payload(self) -> None:
+        self._tar.tarstream.close()
+
+
+def _encode(sample: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in sample.items():
+        if k.startswith("__"):
+            out[k] = v
+        elif isinstance(v, (bytes, bytearray, memoryview)):
+            out[k] = bytes(v)
+        elif isinstance(v, str):
+            out[k] = v.encode("utf-8")
+        elif k.endswith("json"):
+            out[k] = json.dumps(v, sort_keys=True, ensure_ascii=False).encode("utf-8")
+        elif isinstance(v, np.ndarray):
+            buf = io.BytesIO()
+            np.save(buf, v, allow_pickle=False)
+            out[k] = buf.getvalue()
+        else:
+            raise ValueError(f"cannot encode member {k!r} of type {type(v).__name__}")
+    return out
+
+
+class ArrowShardWriter(_AtomicShard):
+    """One Arrow IPC file with an `input_ids` list column, one row per line/document."""
+
+    def __init__(self, out_dir: str | os.PathLike, name: str, vocab_size: int):
+        super().__init__(out_dir, name)
+        self.dtype = token_dtype(vocab_size)
+        self.vocab_size = vocab_size
+        self.schema = pa.schema([(TOKEN_COLUMN, pa.list_(pa.from_numpy_dtype(self.dtype)))])
+        self._ipc = pa.ipc.new_file(self._hashing, self.schema)
+        self._rows: list[np.ndarray] = []
+        self.tokens = 0
+
+    def write(self, ids: Sequence[int] | np.ndarray) -> None:
+        arr = np.asarray(ids, dtype=np.int64)
+        if arr.size and (arr.min() < 0 or arr.max() >= self.vocab_size):
+            raise ValueError(f"token id out of range [0, {self.vocab_size}) in shard {self.name}")
+        self._rows.append(arr.astype(self.dtype))
+        self.samples += 1
+        self.tokens = (self.tokens or 0) + int(arr.size)
+        if len(self._rows) >= ARROW_BATCH_ROWS:
+            self._flush_rows()
+
+    @property
+    def bytes_pending(self) -> int:
+        return self._hashing.size + sum(r.nbytes + 4 for r in self._rows)
+
+    def _flush_rows(self) -> None:
+        if not self._rows:
+            return
+        lengths = np.fromiter((len(r) for r in self._rows), dtype=np.int32, count=len(self._rows))
+        offsets = np.zeros(len(self._rows) + 1, dtype=np.int32)
+        np.cumsum(lengths, out=offsets[1:])
+        values = np.concatenate(self._rows) if offsets[-1] else np.zeros(0, dtype=self.dtype)
+        column = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
+        self._ipc.write_batch(pa.record_batch([column], schema=self.schema))
+        self._rows = []
+
+    def _finish_payload(self) -> None:
+        self._flush_rows()
+        self._ipc.close()
+
+
+class RollingWriter:
+    """Writes samples into numbered shards, starting a new one at a sample count or byte size.
+
+    Reopened on a folder that holds complete shards from an interrupted run, it starts after them:
+    `completed` lists their entries (with the `meta` each was closed with), so the caller can skip
+    the input they cover. Rollover is deterministic for the same input, so a resumed run writes the
+    same shards as an uninterrupted one.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | os.PathLike,
+        kind: str,
+        prefix: str = "shard",
+        max_samples: int = 10_000,
+        max_bytes: int | None = None,
+        vocab_size: int | None = None,
+        resume: bool = True,
+    ):
+        if kind not in ("tar", "arrow"):
+            raise ValueError(f"kind must be 'tar' or 'arrow', got {kind!r}")
+        if kind == "arrow" and vocab_size is None:
+            raise ValueError("arrow shards need vocab_size")
+        self.out_dir = Path(out_dir)
+        self.kind = kind
+        self.prefix = prefix
+        self.max_samples = max_samples
+        self.max_bytes = max_bytes
+        self.vocab_size = vocab_size
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        remove_partials(self.out_dir)
+        self.completed: list[ShardEntry] = complete_shards(self.out_dir, self._name_re()) if resume else []
+        self.entries: list[ShardEntry] = list(self.completed)
+        # Meta for the shard being written; attached to it when it closes, then reset.
+        self.meta: dict[str, Any] = {}
+        self._current: TarShardWriter | ArrowShardWriter | None = None
+
+    def _name_re(self) -> re.Pattern:
+        ext = "tar" if self.kind == "tar" else "arrow"
+        return re.compile(rf"{re.escape(self.prefix)}-(\d{{6}})\.{ext}")
+
+    def shard_name(self, index: int) -> str:
+        return f"{self.prefix}-{index:06d}.{'tar' if self.kind == 'tar' else 'arrow'}"
+
+    def _open(self) -> TarShardWriter | ArrowShardWriter:
+        name = self.shard_name(len(self.entries))
+        if self.kind == "tar":
+            return TarShardWriter(self.out_dir, name)
+        return ArrowShardWriter(self.out_dir, name, self.vocab_size or 0)
+
+    def write(self, sample: Any) -> None:
+        if self._current is None:
+            self._current = self._open()
+        self._current.write(sample)
+        size = (
+            self._current.bytes_pending
+            if isinstance(self._current, ArrowShardWriter)
+            else self._current.bytes_written
+        )
+        if self._current.samples >= self.max_samples or (self.max_bytes and size >= self.max_bytes):
+            self.roll()
+
+    def roll(self) -> None:
+        """Close the current shard now (if it has samples)."""
+        if self._current is None or self._current.samples == 0:
+            return
+        self._current.meta = dict(self.meta)
+        self.entries.append(self._current.close())
+        self._current = None
+        self.meta = {}
+
+    def close(self) -> list[ShardEntry]:
+        """Complete the last shard and return the entries of all shards, resumed ones first."""
+        self.roll()
+        if self._current is not None:
+            self._current.abort()
+            self._current = None
+        return self.entries
+
+    def abort(self) -> None:
+        if self._current is not None:
+            self._current.abort()
+            self._current = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def remove_partials(out_dir: str | os.PathLike) -> None:
+    """Delete temporary files left by a killed writer."""
+    for p in Path(out_dir).glob(".*.tmp"):
+        p.unlink(missing_ok=True)
+
+
+def complete_shards(out_dir: str | os.PathLike, pattern: re.Pattern) -> list[ShardEntry]:
+    """Entries of the complete shards named by `pattern`, contiguous from index 0."""
+    found: dict[int, str] = {}
+    for p in Path(out_dir).iterdir():
+        m = pattern.fullmatch(p.name)
+        if m:
+            found[int(m.group(1))] = p.name
+    entries = []
+    for i in range(len(found)):
+        entry = read_entry(out_dir, found[i]) if i in found else None
+        if entry is None:
+            break
+        entries.append(entry)
+    return entries
+
+
+def write_tar_shard(out_dir: str | os.PathLike, name: str, samples: Iterable[dict[str, Any]]) -> ShardEntry:
+    """Write one complete tar shard from an iterable of samples."""
+    with TarShardWriter(out_dir, name) as w:
+        for s in samples:
+            w.write(s)
+    assert w.entry is not None
+    return w.entry

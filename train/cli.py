@@ -1,0 +1,13 @@
+"""`babylm-train`: train the BabyLM baselines from shards, resume, export."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def main() -> None:
+    """Train Flamingo, GIT, OPT and RoBERTa baselines from babylm shards, with torchrun DDP."""
+
+
+# Commands of the train modules are registered below, one line each.
