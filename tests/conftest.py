@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,102 @@ def build_tiny_tokenizer(out_dir: Path, vocab_size: int = 200) -> Path:
 def tiny_tokenizer_dir(tmp_path_factory) -> Path:
     """Path of a saved tiny tokenizer folder (AutoTokenizer.from_pretrained works on it)."""
     return build_tiny_tokenizer(tmp_path_factory.mktemp("tokenizer"))
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """(folder, base_url): a local http.server on 127.0.0.1 serving `folder`, with Range support."""
+    import functools
+    import http.server
+    import threading
+
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = functools.partial(_RangeHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+class _RangeHandler:
+    """SimpleHTTPRequestHandler plus single-range `Range: bytes=a-b` requests (fsspec seeks)."""
+
+    def __new__(cls, *args, **kwargs):
+        import http.server
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *a):  # keep test output clean
+                pass
+
+            def send_head(self):
+                rng = self.headers.get("Range")
+                path = self.translate_path(self.path)
+                if not rng or not rng.startswith("bytes=") or not os.path.isfile(path):
+                    return super().send_head()
+                size = os.path.getsize(path)
+                start_s, _, end_s = rng[6:].partition("-")
+                start = int(start_s) if start_s else max(0, size - int(end_s))
+                end = min(int(end_s), size - 1) if (end_s and start_s) else size - 1
+                f = open(path, "rb")
+                f.seek(start)
+                self.send_response(206)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+                self.send_header("Content-Length", str(end - start + 1))
+                self.send_header("Accept-Ranges", "bytes")
+                self.end_headers()
+                return _Limited(f, end - start + 1)
+
+        return Handler(*args, **kwargs)
+
+
+class _Limited:
+    def __init__(self, f, n):
+        self.f, self.n = f, n
+
+    def read(self, size=-1):
+        if self.n <= 0:
+            return b""
+        size = self.n if size < 0 else min(size, self.n)
+        data = self.f.read(size)
+        self.n -= len(data)
+        return data
+
+    def close(self):
+        self.f.close()
+
+
+@pytest.fixture
+def s3_bucket(monkeypatch):
+    """(bucket, storage_options): an S3-compatible moto server on 127.0.0.1 with one bucket."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+    }.items():
+        monkeypatch.setenv(k, v)
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="babylm")
+    yield "babylm", {"client_kwargs": {"endpoint_url": endpoint}, "key": "testing", "secret": "testing"}
+    server.stop()
+
+
+def upload_folder(folder: Path, bucket: str, prefix: str, storage_options: dict) -> str:
+    """Copy a local dataset folder to s3://bucket/prefix and return its URL."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**storage_options)
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            fs.put_file(str(p), f"{bucket}/{prefix}/{p.relative_to(folder).as_posix()}")
+    return f"s3://{bucket}/{prefix}"
