@@ -18,3 +18,6 @@ def main() -> None:
 main.add_command(verify_command)
 main.add_command(inspect_command)
 # Commands of the other prep modules are registered below, one line each.
+from babylm.prep.demo_data import demo_data_command  # noqa: E402
+
+main.add_command(demo_data_command)
