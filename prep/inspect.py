@@ -9,9 +9,10 @@ import textwrap
 from pathlib import Path
 
 import click
-from babylm.shards import Dataset, iter_tar_samples, open_dataset, read_npy, verify_dataset
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
+
+from babylm.shards import Dataset, iter_tar_samples, open_dataset, read_npy, verify_dataset
 
 
 def _open(location: str) -> Dataset:

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
 import pyarrow as pa
+
 from babylm.shards.manifest import MANIFEST_NAME, Manifest, ShardEntry, parse_manifest
 from babylm.shards.writer import TOKEN_COLUMN
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import pyarrow as pa
+
 from babylm.shards.manifest import ShardEntry
 from babylm.shards.reader import Dataset, file_size, iter_tar_samples, read_npy, token_column
 

@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import pyarrow as pa
 import webdataset as wds
+
 from babylm.shards.manifest import ShardEntry, atomic_write_bytes
 
 ENTRIES_DIR = ".entries"

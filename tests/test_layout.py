@@ -60,6 +60,7 @@ def test_console_scripts_have_help(script):
 
 def test_every_cli_option_has_help_text():
     import click
+
     from babylm.prep.cli import main as prep_main
     from babylm.train.cli import main as train_main
 

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from babylm.shards import FORMAT_VERSION, Manifest, ManifestError, ShardEntry, load_manifest, write_manifest
 from babylm.shards.manifest import check_relative_path, parse_manifest
 

@@ -1,9 +1,9 @@
 import shutil
 
 import pytest
+
 from babylm.shards import ManifestError, open_dataset, verify_dataset
 from babylm.shards.reader import join_location
-
 from tests.conftest import upload_folder
 
 from .test_verify import image_dataset  # noqa: F401  (fixture)

@@ -2,10 +2,11 @@ import io
 import os
 
 import pytest
-from babylm.prep.cli import main as prep_main
-from babylm.shards import Manifest, RollingWriter, open_dataset, verify_dataset, write_manifest
 from click.testing import CliRunner
 from PIL import Image
+
+from babylm.prep.cli import main as prep_main
+from babylm.shards import Manifest, RollingWriter, open_dataset, verify_dataset, write_manifest
 
 from .test_writer import image_samples
 

@@ -3,6 +3,8 @@ import tarfile
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from babylm.shards import (
     Manifest,
     RollingWriter,
@@ -14,7 +16,6 @@ from babylm.shards import (
     token_dtype,
     write_manifest,
 )
-from PIL import Image
 
 
 def jpeg_bytes(color: str = "red", size: int = 16) -> bytes:
