@@ -29,6 +29,9 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+shards: install
+	scripts/make_shards.sh
+
 bench: install
 	@set -e; for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f; done
 

@@ -1,0 +1,5 @@
+"""`python -m babylm.prep` = `babylm-prep`."""
+
+from babylm.prep.cli import main
+
+main()
