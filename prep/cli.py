@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+
 from babylm.prep.inspect import inspect_command, verify_command
 
 
@@ -21,3 +22,17 @@ main.add_command(inspect_command)
 from babylm.prep.demo_data import demo_data_command  # noqa: E402
 
 main.add_command(demo_data_command)
+from babylm.prep.cc3m import cc3m_command  # noqa: E402
+from babylm.prep.features import features_command  # noqa: E402
+from babylm.prep.localnarr import localnarr_command  # noqa: E402
+from babylm.prep.merge import merge_command  # noqa: E402
+
+main.add_command(cc3m_command)
+main.add_command(localnarr_command)
+main.add_command(features_command)
+main.add_command(merge_command)
+from babylm.prep.text import text_command  # noqa: E402
+from babylm.prep.tokenizer import tokenizer_command  # noqa: E402
+
+main.add_command(tokenizer_command)
+main.add_command(text_command)

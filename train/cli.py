@@ -11,3 +11,10 @@ def main() -> None:
 
 
 # Commands of the train modules are registered below, one line each.
+from babylm.train.samples import samples  # noqa: E402
+
+main.add_command(samples)
+from babylm.train.train_cli import export, plot, train_commands  # noqa: E402
+
+for _command in (*train_commands, export, plot):
+    main.add_command(_command)

@@ -1,0 +1,259 @@
+"""Bookkeeping of an image/feature prep run: the plan file, per-unit records, and the manifest.
+
+A run is planned once (`.plan.json`: parameters, number of work units, a fingerprint of the
+input rows); each work unit, when complete, leaves a record in `.units/` with its shard entry,
+skip counts and skipped rows. Everything the manifest and `skipped.jsonl` say is assembled from
+those records in unit order, so an interrupted-and-resumed run, a run split into `--part`s and
+an uninterrupted run all write the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from babylm.shards import Manifest, ShardEntry, read_entry, write_manifest
+from babylm.shards.manifest import atomic_write_bytes
+from babylm.shards.writer import ENTRIES_DIR
+
+PLAN_NAME = ".plan.json"
+UNITS_DIR = ".units"
+SKIPPED_NAME = "skipped.jsonl"
+
+
+def shard_name(unit: int) -> str:
+    return f"shard-{unit:06d}.tar"
+
+
+def unit_record_path(out_dir: Path, unit: int) -> Path:
+    return out_dir / UNITS_DIR / f"unit-{unit:06d}.json"
+
+
+def part_manifest_name(index: int, count: int) -> str:
+    return f"manifest.part-{index}-of-{count}.json"
+
+
+def read_plan(out_dir: Path) -> dict[str, Any] | None:
+    """The plan of the run that wrote `out_dir`, or None if there is none."""
+    path = out_dir / PLAN_NAME
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def write_plan(out_dir: Path, plan: dict[str, Any], overwrite: bool) -> None:
+    """Record the plan; refuse to mix shards of two different runs in one folder."""
+    old = read_plan(out_dir)
+    if old is not None and old["plan_sha256"] != plan["plan_sha256"]:
+        if not overwrite:
+            changed = sorted(
+                k
+                for k in set(old["params"]) | set(plan["params"])
+                if old["params"].get(k) != plan["params"].get(k)
+            )
+            raise click.ClickException(
+                f"{out_dir}: holds shards of a different prep run (plan {old['plan_sha256'][:12]}, "
+                f"this run {plan['plan_sha256'][:12]}; differing params: {', '.join(changed) or 'input rows'}). "
+                "Use another --out, or pass --overwrite to delete its shards first."
+            )
+        clear_run(out_dir)
+    atomic_write_bytes(out_dir / PLAN_NAME, (json.dumps(plan, indent=1, ensure_ascii=False) + "\n").encode())
+
+
+def clear_run(out_dir: Path) -> None:
+    """Delete what a previous prep run wrote into `out_dir` (only files this module names)."""
+    for p in out_dir.glob("shard-*.tar"):
+        p.unlink()
+    for p in (out_dir / ENTRIES_DIR).glob("shard-*.tar.json"):
+        p.unlink()
+    shutil.rmtree(out_dir / UNITS_DIR, ignore_errors=True)
+    for p in [*out_dir.glob("manifest*.json"), out_dir / SKIPPED_NAME, out_dir / PLAN_NAME]:
+        p.unlink(missing_ok=True)
+
+
+_TMP_UNIT = re.compile(r"^\.(?:shard|unit)-(\d{6})\..*\.tmp$")
+
+
+def remove_partials(out_dir: Path, units: Iterable[int], all_files: bool) -> None:
+    """Delete temporary files a killed run left for `units` (others may belong to a live part)."""
+    mine = set(units)
+    for folder in (out_dir, out_dir / ENTRIES_DIR, out_dir / UNITS_DIR):
+        if not folder.is_dir():
+            continue
+        for p in folder.iterdir():
+            m = _TMP_UNIT.match(p.name)
+            if (m and int(m.group(1)) in mine) or (all_files and not m and p.name.endswith(".tmp")):
+                p.unlink(missing_ok=True)
+
+
+def load_unit(out_dir: Path, unit: int, plan_sha: str) -> dict[str, Any] | None:
+    """The record of a complete unit of this plan, or None if the unit must be (re)done."""
+    path = unit_record_path(out_dir, unit)
+    if not path.exists():
+        return None
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if rec.get("plan") != plan_sha:
+        return None
+    shard = rec.get("shard")
+    if shard is not None:
+        entry = read_entry(out_dir, shard["path"])
+        if entry is None or entry.sha256 != shard["sha256"]:
+            return None
+    return rec
+
+
+def save_unit(out_dir: Path, record: dict[str, Any]) -> None:
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+    atomic_write_bytes(unit_record_path(out_dir, record["unit"]), text.encode())
+
+
+def _entry(record: dict[str, Any]) -> ShardEntry | None:
+    d = record.get("shard")
+    if d is None:
+        return None
+    return ShardEntry(d["path"], d["samples"], d["bytes"], d["sha256"], d.get("tokens"), d.get("meta", {}))
+
+
+def _manifest(
+    plan: dict[str, Any], records: list[dict[str, Any]], extra: dict[str, Any] | None = None
+) -> Manifest:
+    skipped: Counter[str] = Counter()
+    shards = []
+    for rec in records:
+        skipped.update(rec["skipped"])
+        entry = _entry(rec)
+        if entry is not None:
+            shards.append(entry)
+    params = dict(plan["params"], **(extra or {}))
+    return Manifest(
+        kind=plan["kind"],
+        shards=shards,
+        skipped=dict(sorted(skipped.items())),
+        params=params,
+        name=plan["name"],
+    )
+
+
+def missing_units(out_dir: Path, plan: dict[str, Any], units: Iterable[int] | None = None) -> list[int]:
+    todo = range(plan["units"]) if units is None else units
+    return [u for u in todo if load_unit(out_dir, u, plan["plan_sha256"]) is None]
+
+
+def write_part_manifest(out_dir: Path, plan: dict[str, Any], index: int, count: int) -> Path:
+    """A manifest of the units of part `index` of `count` (merge joins them)."""
+    units = [u for u in range(plan["units"]) if u % count == index]
+    records = [load_unit(out_dir, u, plan["plan_sha256"]) for u in units]
+    if any(r is None for r in records):
+        raise click.ClickException(f"{out_dir}: part {index}/{count} is not complete")
+    manifest = _manifest(plan, records, {"part": {"index": index, "count": count}})  # type: ignore[arg-type]
+    from babylm.shards import __version__
+
+    manifest.tool_version = __version__
+    path = out_dir / part_manifest_name(index, count)
+    atomic_write_bytes(path, manifest.to_json().encode())
+    return path
+
+
+def assemble(out_dir: Path) -> Manifest:
+    """Write `skipped.jsonl` and then `manifest.json` from the unit records, in unit order."""
+    plan = read_plan(out_dir)
+    if plan is None:
+        raise click.ClickException(f"{out_dir}: no {PLAN_NAME}; not a folder written by babylm-prep")
+    missing = missing_units(out_dir, plan)
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        raise click.ClickException(
+            f"{out_dir}: {len(missing)} of {plan['units']} work units are not done (units {shown}); "
+            "rerun the prep command (or the missing --part) to finish them"
+        )
+    records = [load_unit(out_dir, u, plan["plan_sha256"]) for u in range(plan["units"])]
+    tmp = out_dir / f".{SKIPPED_NAME}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for rec in records:
+            for row in rec["skipped_rows"]:  # type: ignore[index]
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, out_dir / SKIPPED_NAME)
+    manifest = _manifest(plan, records)  # type: ignore[arg-type]
+    rows_in = manifest.num_samples + manifest.num_skipped
+    if rows_in != plan["params"]["input_rows"]:
+        raise click.ClickException(
+            f"{out_dir}: accounting error: {manifest.num_samples} written + {manifest.num_skipped} skipped "
+            f"!= {plan['params']['input_rows']} input rows"
+        )
+    write_manifest(out_dir, manifest)
+    return manifest
+
+
+def _link(src: Path, dst: Path) -> None:
+    """Hard-link (same file system) or copy `src` to `dst`; an identical `dst` is kept."""
+    if dst.exists():
+        if dst.stat().st_size == src.stat().st_size and (
+            dst.samefile(src) or dst.read_bytes() == src.read_bytes()
+        ):
+            return
+        dst.unlink()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def merge_parts(folders: list[Path], out_dir: Path) -> Manifest:
+    """Join the part folders of one planned run into `out_dir` and write its manifest.
+
+    Every folder must hold the same plan; together they must cover every work unit. Shards,
+    their entries and the unit records are hard-linked (or copied) into `out_dir` under the
+    names a single run would have given them, so the result equals a single run.
+    """
+    plans = {}
+    for folder in folders:
+        plan = read_plan(folder)
+        if plan is None:
+            raise click.ClickException(f"{folder}: no {PLAN_NAME}; not a part folder written by babylm-prep")
+        plans[folder] = plan
+    shas = {p["plan_sha256"] for p in plans.values()}
+    if len(shas) != 1:
+        detail = "; ".join(f"{f}: {p['plan_sha256'][:12]}" for f, p in plans.items())
+        raise click.ClickException(f"the folders belong to different prep runs (plans {detail})")
+    plan = next(iter(plans.values()))
+    sha = plan["plan_sha256"]
+    found: dict[int, Path] = {}
+    for folder in folders:
+        for unit in range(plan["units"]):
+            if unit not in found and load_unit(folder, unit, sha) is not None:
+                found[unit] = folder
+    missing = [u for u in range(plan["units"]) if u not in found]
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        raise click.ClickException(
+            f"{len(missing)} of {plan['units']} work units are in none of the folders (units {shown}); "
+            "run the missing parts first"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    old = read_plan(out_dir)
+    if old is not None and old["plan_sha256"] != sha:
+        raise click.ClickException(f"{out_dir}: holds a different prep run; merge into an empty folder")
+    atomic_write_bytes(out_dir / PLAN_NAME, (folders[0] / PLAN_NAME).read_bytes())
+    for unit, folder in sorted(found.items()):
+        if folder.resolve() == out_dir.resolve():
+            continue
+        name = shard_name(unit)
+        rec_src = unit_record_path(folder, unit)
+        rec = json.loads(rec_src.read_text())
+        if rec.get("shard") is not None:
+            _link(folder / name, out_dir / name)
+            _link(folder / ENTRIES_DIR / f"{name}.json", out_dir / ENTRIES_DIR / f"{name}.json")
+        _link(rec_src, unit_record_path(out_dir, unit))
+    return assemble(out_dir)

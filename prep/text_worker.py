@@ -1,0 +1,82 @@
+"""Tokenizer worker processes for `babylm-prep text`.
+
+Kept to numpy and tokenizers, so a spawned worker (where fork is not used) starts fast. Each worker
+holds its own Rust tokenizer with its internal thread pool off: `--workers N` means N busy cores,
+and the ids become arrays inside the workers, work the Rust pool would leave to one Python thread.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+import sys
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+_TOKENIZER: Any = None
+
+
+def _init(tokenizer_json: str, split_special_tokens: bool) -> None:
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    from tokenizers import Tokenizer
+
+    global _TOKENIZER
+    tok = Tokenizer.from_str(tokenizer_json)
+    # What PreTrainedTokenizerFast.__call__ sets before encoding with its default arguments.
+    tok.no_truncation()
+    tok.no_padding()
+    tok.encode_special_tokens = split_special_tokens
+    _TOKENIZER = tok
+
+
+def tokenize(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids of each text, with the post-processor's special tokens: (lengths, ids)."""
+    encodings = _TOKENIZER.encode_batch_fast(texts, add_special_tokens=True)
+    ids = [e.ids for e in encodings]
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    values = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.uint32, count=int(lengths.sum()))
+    return lengths, values
+
+
+class TokenizerPool:
+    """`workers` processes tokenizing batches; results come back in submission order and at most
+    `depth` batches are in flight, so memory does not grow with the corpus."""
+
+    def __init__(self, tokenizer_json: str, workers: int, split_special_tokens: bool = False):
+        # fork where it is safe (Linux): a spawned worker would re-import the `babylm-prep` entry
+        # point with every command in it, seconds per worker. Each worker builds its own tokenizer
+        # from JSON after the fork, so no Rust state is shared; create the pool before any thread.
+        method = "fork" if sys.platform.startswith("linux") else "spawn"
+        ctx = multiprocessing.get_context(method)
+        self._pool = ctx.Pool(workers, initializer=_init, initargs=(tokenizer_json, split_special_tokens))
+        self.depth = 2 * workers + 2
+        self._inflight: deque[tuple[Any, Any]] = deque()
+
+    def submit(self, texts: list[str], tag: Any) -> list[tuple[Any, tuple[np.ndarray, np.ndarray]]]:
+        """Queue a batch; return the (tag, result) pairs that had to be collected to make room."""
+        self._inflight.append((tag, self._pool.apply_async(tokenize, (texts,))))
+        done = []
+        while len(self._inflight) > self.depth:
+            done.append(self._pop())
+        return done
+
+    def drain(self) -> list[tuple[Any, tuple[np.ndarray, np.ndarray]]]:
+        """Collect every batch still in flight, in order."""
+        return [self._pop() for _ in range(len(self._inflight))]
+
+    def _pop(self) -> tuple[Any, tuple[np.ndarray, np.ndarray]]:
+        tag, result = self._inflight.popleft()
+        return tag, result.get()
+
+    def close(self) -> None:
+        self._pool.terminate()
+        self._pool.join()
+
+    def __enter__(self) -> TokenizerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

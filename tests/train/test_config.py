@@ -1,0 +1,116 @@
+import pytest
+import tomllib
+from click.testing import CliRunner
+
+from babylm.train.cli import main
+from babylm.train.config import MIX_PRESETS, TrainConfig, parse_mix, parse_setting, resolve_config
+from babylm.train.trainer import WARMUP_START, lr_factor
+
+BASE = {"data": ["shards/text"], "tokenizer": "tok", "out": "run"}
+
+
+def test_defaults_are_the_original_hyperparameters():
+    cfg = TrainConfig(model="flamingo", **BASE).validate()
+    assert (cfg.lr, cfg.weight_decay, cfg.grad_clip, cfg.global_batch_size) == (1e-4, 0.1, 1.0, 128)
+    assert (cfg.warmup_steps, cfg.lr_schedule, cfg.seq_len, cfg.mix_weights) == (
+        5000,
+        "constant",
+        128,
+        (1, 0.25),
+    )
+    assert cfg.save_epochs == [5, 10, 20, 25]
+    assert cfg.num_epochs == 30
+    assert TrainConfig(model="opt", **BASE).num_epochs == 20
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("base_flmg_1vd25_s1", {"model": "flamingo", "mix": "1vd25", "seed": 1}),
+        ("BabyLM/exp_txt_vis_new.py:base_git_1v1_s2", {"model": "git", "mix": "1v1", "seed": 2}),
+        ("base_noimg_1vd125_s1", {"model": "noimg", "mix": "1vd125", "seed": 1}),
+        ("BabyLM/exp_strict.py:opt125m_s3", {"model": "opt", "seed": 3}),
+        ("BabyLM/exp_strict_mask_100M.py:roberta_s1", {"model": "roberta", "seed": 1}),
+    ],
+)
+def test_original_setting_names(name, expected):
+    assert parse_setting(name) == expected
+
+
+@pytest.mark.parametrize("bad", ["base_flmg_1vd7_s1", "opt350m_s1", "flamingo"])
+def test_unknown_settings_are_rejected(bad):
+    with pytest.raises(ValueError, match="setting"):
+        parse_setting(bad)
+
+
+def test_mix_presets_and_explicit_weights():
+    assert MIX_PRESETS["1vd5"] == (1.0, 0.5)
+    assert parse_mix("1,0.25") == (1.0, 0.25)
+    for bad in ("1", "a,b", "-1,1", "0,0"):
+        with pytest.raises(ValueError, match="--mix"):
+            parse_mix(bad)
+
+
+def test_precedence_defaults_setting_file_cli(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text(
+        'setting = "base_git_1vd5_s7"\nlr = 0.001\nseed = 9\ndata = ["a", "b"]\ntokenizer = "t"\nout = "o"\n'
+    )
+    cfg = resolve_config("git", {"lr": 0.002}, f)
+    assert (cfg.mix, cfg.seed, cfg.lr, cfg.data) == ("1vd5", 9, 0.002, ["a", "b"])
+    with pytest.raises(ValueError, match="selects model git, not flamingo"):
+        resolve_config("flamingo", {}, f)
+
+
+def test_toml_round_trip_and_unknown_keys(tmp_path):
+    cfg = TrainConfig(model="roberta", max_steps=7, save_epochs=[1, 2], tensorboard=True, **BASE)
+    f = tmp_path / "config.toml"
+    f.write_text(cfg.to_toml())
+    assert tomllib.loads(f.read_text())["save_epochs"] == [1, 2]
+    again = resolve_config("roberta", {}, f)
+    assert again == cfg
+    f.write_text(f.read_text() + "lerning_rate = 1\n")
+    with pytest.raises(ValueError, match="unknown keys lerning_rate"):
+        resolve_config("roberta", {}, f)
+
+
+def test_accumulation_fills_the_global_batch():
+    cfg = TrainConfig(global_batch_size=128, batch_size=16, **BASE)
+    assert cfg.accumulation(4) == (16, 2)
+    assert TrainConfig(**BASE).accumulation(2) == (64, 1)
+    with pytest.raises(ValueError, match="not a multiple of --batch-size"):
+        TrainConfig(global_batch_size=128, batch_size=24, **BASE).accumulation(2)
+
+
+def test_bad_values_name_the_option():
+    with pytest.raises(ValueError, match="--keep"):
+        TrainConfig(keep=-1, **BASE).validate()
+    with pytest.raises(ValueError, match="--data is required"):
+        TrainConfig(tokenizer="t", out="o").validate()
+
+
+def test_lr_schedule_warmup_then_constant_or_cosine():
+    cfg = TrainConfig(warmup_steps=10, **BASE)
+    assert lr_factor(0, cfg, 100) == pytest.approx(WARMUP_START)
+    assert lr_factor(5, cfg, 100) == pytest.approx(WARMUP_START + (1 - WARMUP_START) * 0.5)
+    assert lr_factor(10, cfg, 100) == lr_factor(99, cfg, 100) == 1.0
+    cos = TrainConfig(warmup_steps=10, lr_schedule="cosine", min_lr_ratio=0.1, **BASE)
+    assert lr_factor(10, cos, 110) == pytest.approx(1.0)
+    assert lr_factor(60, cos, 110) == pytest.approx(0.55)
+    assert lr_factor(110, cos, 110) == pytest.approx(0.1)
+
+
+def test_cli_options_come_from_the_dataclass():
+    result = CliRunner().invoke(main, ["opt", "--help"])
+    assert result.exit_code == 0
+    for option in ("--global-batch-size", "--save-epochs", "--lr-schedule", "--tensorboard", "--config"):
+        assert option in result.output
+    assert "[default: 0.0001]" in result.output
+
+
+def test_cli_reports_bad_config_as_usage_error(tmp_path):
+    result = CliRunner().invoke(
+        main, ["flamingo", "--setting", "opt125m_s1", "--tokenizer", "t", "--out", "o"]
+    )
+    assert result.exit_code == 2
+    assert "selects model opt, not flamingo" in result.output

@@ -1,0 +1,219 @@
+"""The trainer in one process (no torchrun): every model kind, records, resume, export.
+
+The 2-process torchrun runs are in test_trainer_ddp.py; the data builders here serve both.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from babylm.shards import Manifest, RollingWriter, write_manifest
+from babylm.train.cli import main
+from tests.conftest import CORPUS
+
+COLORS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220), "yellow": (230, 220, 20)}
+# Small everything: the suite runs on two shared CPU cores.
+COMMON = ["--size", "tiny", "--global-batch-size", "8", "--seq-len", "16", "--log-every", "1"]
+COMMON += ["--warmup-steps", "2", "--lr", "1e-3", "--workers", "0"]
+
+
+def write_trainer_data(root: Path, tokenizer_dir: Path, images: int = 48, lines: int = 160) -> dict[str, str]:
+    """Learnable shards: solid-colour 32-pixel images captioned "a <colour> square", the test
+    corpus repeated as text, a 768-d features dataset, and tiny random ViTs (32 px, patches of 8)."""
+    from transformers import AutoTokenizer
+
+    from babylm.train.models import make_tiny_vit
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    names = list(COLORS)
+    with RollingWriter(root / "images", "tar", max_samples=16) as w:
+        for i in range(images):
+            buf = io.BytesIO()
+            Image.new("RGB", (32, 32), COLORS[names[i % 4]]).save(buf, "JPEG")
+            w.write(
+                {"__key__": f"s{i:05d}", "jpg": buf.getvalue(), "txt": f"a {names[i % 4]} square", "json": {}}
+            )
+    write_manifest(root / "images", Manifest(kind="image_text", shards=w.entries, name="images"))
+    rng = np.random.default_rng(0)
+    with RollingWriter(root / "features", "tar", max_samples=16) as w:
+        for i in range(images):
+            vec = (rng.standard_normal(768) + i % 4).astype(np.float32)
+            w.write({"__key__": f"f{i:05d}", "npy": vec, "txt": f"a {names[i % 4]} square", "json": {}})
+    write_manifest(root / "features", Manifest(kind="features", shards=w.entries, name="features"))
+    with RollingWriter(root / "text", "arrow", max_samples=64, vocab_size=len(tok)) as w:
+        for i in range(lines):
+            w.write(tok(CORPUS[i % len(CORPUS)] + "\n")["input_ids"])
+    write_manifest(root / "text", Manifest(kind="tokens", shards=w.entries, name="text"))
+    vit = make_tiny_vit(root / "vit", image_size=32, patch_size=8)
+    vit768 = make_tiny_vit(
+        root / "vit768", image_size=32, patch_size=8, hidden_size=768, num_layers=1, num_heads=12
+    )
+    out = {k: str(root / k) for k in ("images", "features", "text")}
+    return {**out, "vit": vit, "vit768": vit768, "tokenizer": str(tokenizer_dir)}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, tiny_tokenizer_dir) -> dict[str, str]:
+    return write_trainer_data(tmp_path_factory.mktemp("trainer_data"), tiny_tokenizer_dir)
+
+
+def train_args(model: str, data: dict[str, str], out: Path, *extra: str) -> list[str]:
+    """`babylm-train MODEL ...` arguments on the fixture data."""
+    if model in ("opt", "roberta"):
+        locations = ["--data", data["text"]]
+    else:
+        locations = ["--data", data["images"], "--data", data["text"], "--vision-encoder", data["vit"]]
+    return [model, *locations, "--tokenizer", data["tokenizer"], "--out", str(out), *COMMON, *extra]
+
+
+def run(args: list[str]) -> None:
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    newest = sorted((run_dir / "checkpoints").glob("step-*"))[-1]
+    return torch.load(newest / "model.pt", weights_only=True)
+
+
+def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    differ = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not differ, f"{len(differ)} tensors differ, e.g. {differ[:3]}"
+
+
+def test_opt_learns_and_writes_its_records(data, tmp_path):
+    out = tmp_path / "opt"
+    run(train_args("opt", data, out, "--max-steps", "24", "--lr", "3e-3", "--save-every", "0"))
+    recs = metrics(out)
+    assert [r["step"] for r in recs] == list(range(1, 25))
+    assert recs[-1]["loss_text"] < 0.75 * recs[0]["loss_text"]
+    assert {"epoch", "lr", "grad_norm", "samples_per_s", "tokens_per_s", "skipped"} <= recs[-1].keys()
+    assert recs[0]["lr"] == pytest.approx(1e-3 * 3 * 1e-4)  # the first warmup step, 1e-4 of the peak
+    info = json.loads((out / "run.json").read_text())
+    assert info["accumulation_steps"] == 1 and info["parameters"]["frozen"] == 0
+    assert json.loads((out / "done.json").read_text())["step"] == 24
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-00000024"]  # the final one
+    assert "max_steps = 24" in (out / "config.toml").read_text()
+    result = CliRunner().invoke(main, ["plot", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_roberta_resume_continues_exactly(data, tmp_path):
+    """Dropout on, masks drawn per step: the RNG states and the mask seeds must both carry over."""
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    run(train_args("roberta", data, full, "--max-steps", "6", "--save-every", "3", "--keep", "5"))
+    run(
+        train_args(
+            "roberta", data, resumed, "--max-steps", "6", "--resume", str(full / "checkpoints/step-00000003")
+        )
+    )
+    assert_same_weights(final_weights(full), final_weights(resumed))
+    assert [r["step"] for r in metrics(resumed)] == [4, 5, 6]
+    assert metrics(resumed)[-1]["loss_text"] == metrics(full)[-1]["loss_text"]
+
+
+def test_accumulation_gives_the_same_update_as_one_big_batch(data, tmp_path):
+    """Adam's eps=1 makes the update linear in the gradient, so float reordering stays tiny."""
+    linear = [
+        "--dropout",
+        "0",
+        "--adam-eps",
+        "1",
+        "--weight-decay",
+        "0",
+        "--warmup-steps",
+        "0",
+        "--lr",
+        "0.5",
+    ]
+    big, accum = tmp_path / "big", tmp_path / "accum"
+    run(train_args("git", data, big, "--max-steps", "2", "--save-every", "1", *linear))
+    run(train_args("git", data, accum, "--max-steps", "2", "--save-every", "1", "--batch-size", "2", *linear))
+    assert json.loads((accum / "run.json").read_text())["accumulation_steps"] == 4
+    a, b = final_weights(big), final_weights(accum)
+    moved = torch.load(big / "checkpoints/step-00000001/model.pt", weights_only=True)
+    assert max((a[k] - moved[k]).abs().max().item() for k in a) > 1e-3
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+
+
+def test_git_keeps_its_encoder_frozen(data, tmp_path):
+    from babylm.train.models import load_vision_encoder
+
+    out = tmp_path / "git"
+    run(train_args("git", data, out, "--max-steps", "3", "--mix", "1,0.5"))
+    rec = metrics(out)[-1]
+    assert rec["loss"] == pytest.approx(rec["loss_caption"] + 0.5 * rec["loss_text"])
+    weights = final_weights(out)
+    encoder = load_vision_encoder(data["vit"])[0].state_dict()
+    for name, value in encoder.items():
+        assert torch.equal(weights[f"git.image_encoder.{name}"], value), name
+
+
+def test_noimg_trains_on_captions_as_text(data, tmp_path):
+    out = tmp_path / "noimg"
+    run(train_args("noimg", data, out, "--max-steps", "2", "--setting", "base_noimg_1vd5_s1"))
+    rec = metrics(out)[-1]
+    assert rec["loss"] == pytest.approx(rec["loss_caption"] + 0.5 * rec["loss_text"])
+    weights = final_weights(out)
+    params = json.loads((out / "run.json").read_text())["parameters"]
+    projection = sum(v.numel() for k, v in weights.items() if "visual_projection" in k)
+    assert params["frozen"] >= projection > 0  # never sees an image: kept out of the optimizer
+
+
+def test_git_trains_on_precomputed_features(data, tmp_path):
+    out = tmp_path / "features"
+    args = train_args("git", data, out, "--max-steps", "2")
+    args[args.index(data["images"])] = data["features"]
+    args[args.index(data["vit"])] = data["vit768"]
+    run(args)
+    assert math.isfinite(metrics(out)[-1]["loss_caption"])
+
+
+def test_export_of_an_opt_run_loads_with_transformers(data, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "opt"
+    run(train_args("opt", data, out, "--max-steps", "2"))
+    result = CliRunner().invoke(main, ["export", str(out), str(tmp_path / "hf")])
+    assert result.exit_code == 0, result.output
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "hf")
+    weights = final_weights(out)
+    assert torch.equal(model.get_input_embeddings().weight, weights["model.decoder.embed_tokens.weight"])
+
+
+def test_multimodal_data_needs_both_kinds(data, tmp_path):
+    args = train_args("flamingo", data, tmp_path / "x", "--max-steps", "1")
+    args.remove(data["text"])
+    args.remove("--data")
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0
+    assert "one tokens dataset" in str(result.exception)
+
+
+def test_tensorboard_missing_is_a_clear_error(data, tmp_path):
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+
+        pytest.skip("tensorboard is installed")
+    except ImportError:
+        pass
+    result = CliRunner().invoke(
+        main, train_args("opt", data, tmp_path / "tb", "--max-steps", "1", "--tensorboard")
+    )
+    assert result.exit_code != 0
+    assert "pip install tensorboard" in str(result.exception)

@@ -1,0 +1,314 @@
+"""The training configuration: one dataclass whose defaults are the original's hyperparameters.
+
+Every field is a `babylm-train MODEL` option (generated in `train_cli.py` from the field's metadata),
+a key of `--config FILE.toml`, and a line of the resolved `RUN_DIR/config.toml`. Precedence, lowest
+first: the defaults here, `--setting NAME`, the TOML file, options given on the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    tomllib = None  # type: ignore[assignment]
+
+MULTIMODAL = ("flamingo", "git", "noimg")
+TEXT_ONLY = ("opt", "roberta")
+MODELS = MULTIMODAL + TEXT_ONLY
+
+# Caption-stream weight, text-stream weight (the original's `cmb_exp_suffix_to_mixw_map`).
+MIX_PRESETS: dict[str, tuple[float, float]] = {
+    "1v2": (1.0, 2.0),
+    "1v1": (1.0, 1.0),
+    "1vd5": (1.0, 0.5),
+    "1vd25": (1.0, 0.25),
+    "1vd125": (1.0, 0.125),
+    "1vd0625": (1.0, 0.0625),
+    "1vd03125": (1.0, 0.03125),
+}
+# Setting-name model keys of the original (`exp_txt_vis_new.py`, `exp_strict*.py`).
+_SETTING_MODELS = {"flmg": "flamingo", "git": "git", "noimg": "noimg"}
+# Fields that say what to do now rather than what the run is; not written to config.toml.
+_NOT_RECORDED = ("resume", "config")
+
+
+def _opt(help: str, **cli: Any) -> dict[str, Any]:
+    """Field metadata: the help text and extra click settings (choices, flag, multiple)."""
+    return {"help": help, "cli": cli}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; defaults reproduce the BabyLM baselines."""
+
+    model: str = field(default="flamingo", metadata=_opt("Model kind (the command).", choices=MODELS))
+    setting: str | None = field(
+        default=None,
+        metadata=_opt(
+            "An original setting name: base_flmg_1vd25_s1, base_git_1vd25_s1, base_noimg_1vd25_s1, "
+            "opt125m_s1, roberta_s1 (also 'BabyLM/exp_txt_vis_new.py:base_flmg_1vd25_s1'); sets "
+            "model, mix and seed."
+        ),
+    )
+    data: list[str] = field(
+        default_factory=list,
+        metadata=_opt(
+            "Dataset location (folder or URL of a babylm shard dataset); repeat it. Multimodal "
+            "models take one or more image-text (or features) datasets, concatenated, plus one "
+            "tokens dataset; opt/roberta take one tokens dataset. Kinds come from the manifests.",
+            multiple=True,
+        ),
+    )
+    tokenizer: str = field(
+        default="", metadata=_opt("Tokenizer folder (AutoTokenizer); the model's vocabulary follows it.")
+    )
+    vision_encoder: str = field(
+        default="facebook/dino-vitb16",
+        metadata=_opt(
+            "Frozen vision encoder: a Hugging Face name or local folder; 'tiny-random' builds a "
+            "small random ViT under RUN_DIR (tests, CPU demos)."
+        ),
+    )
+    out: str = field(default="", metadata=_opt("Run folder (checkpoints, metrics, config)."))
+    size: str = field(
+        default="base",
+        metadata=_opt("Model size: base (the baselines) or tiny (CPU).", choices=("base", "tiny")),
+    )
+    epochs: int | None = field(
+        default=None, metadata=_opt("Epochs (default: 30 for flamingo/git/noimg, 20 for opt/roberta).")
+    )
+    max_steps: int | None = field(
+        default=None, metadata=_opt("Stop after this many optimizer steps (default: all epochs).")
+    )
+    global_batch_size: int = field(
+        default=128, metadata=_opt("Samples per optimizer step over all ranks (per stream).")
+    )
+    batch_size: int | None = field(
+        default=None,
+        metadata=_opt(
+            "Samples per device per micro-step; gradient accumulation makes up the rest of the "
+            "global batch (default: global batch / world size, no accumulation)."
+        ),
+    )
+    dropout: float | None = field(
+        default=None,
+        metadata=_opt("Override the model's dropout (hidden and attention); default: its own (0.1)."),
+    )
+    lr: float = field(default=1e-4, metadata=_opt("Peak learning rate (AdamW)."))
+    weight_decay: float = field(default=0.1, metadata=_opt("AdamW weight decay."))
+    adam_beta1: float = field(default=0.9, metadata=_opt("AdamW beta1."))
+    adam_beta2: float = field(default=0.999, metadata=_opt("AdamW beta2."))
+    adam_eps: float = field(default=1e-8, metadata=_opt("AdamW epsilon."))
+    grad_clip: float = field(default=1.0, metadata=_opt("Gradient-norm clip (0: off)."))
+    warmup_steps: int = field(default=5000, metadata=_opt("Linear warmup length in optimizer steps."))
+    lr_schedule: str = field(
+        default="constant",
+        metadata=_opt(
+            "After warmup: constant, or cosine decay to --min-lr-ratio.", choices=("constant", "cosine")
+        ),
+    )
+    min_lr_ratio: float = field(default=0.0, metadata=_opt("Cosine schedule floor, as a fraction of --lr."))
+    seq_len: int = field(default=128, metadata=_opt("Tokens per text chunk / longest caption."))
+    mix: str = field(
+        default="1vd25",
+        metadata=_opt(
+            "Loss weights of the caption and text streams: a preset (1v1, 1vd5, 1vd25, 1vd125, ...) "
+            "or 'W_IMG,W_TXT' such as 1,0.25."
+        ),
+    )
+    mask_prob: float = field(default=0.15, metadata=_opt("RoBERTa masking probability."))
+    seed: int = field(default=1, metadata=_opt("Seed of initialization, data order and masking."))
+    workers: int = field(default=4, metadata=_opt("Loader worker processes per rank."))
+    save_every: int = field(
+        default=1000, metadata=_opt("Save a checkpoint every N optimizer steps (0: off).")
+    )
+    save_epochs: list[int] = field(
+        default_factory=lambda: [5, 10, 20, 25],
+        metadata=_opt("Epochs after which a checkpoint is kept for good, comma-separated."),
+    )
+    keep: int = field(default=2, metadata=_opt("How many periodic (--save-every) checkpoints to keep."))
+    log_every: int = field(default=10, metadata=_opt("Write metrics and refresh the bar every N steps."))
+    tensorboard: bool = field(
+        default=False, metadata=_opt("Also write TensorBoard events under RUN_DIR/tb.", flag=True)
+    )
+    precision: str = field(
+        default="auto",
+        metadata=_opt("auto: bf16 autocast on GPU, fp32 on CPU.", choices=("auto", "bf16", "fp32")),
+    )
+    resume: str | None = field(
+        default=None, metadata=_opt("Checkpoint folder to continue from, or 'auto' (newest in RUN_DIR).")
+    )
+
+    # ---- derived values -------------------------------------------------------------------------
+    @property
+    def multimodal(self) -> bool:
+        return self.model in MULTIMODAL
+
+    @property
+    def num_epochs(self) -> int:
+        if self.epochs is not None:
+            return self.epochs
+        return 30 if self.multimodal else 20
+
+    @property
+    def mix_weights(self) -> tuple[float, float]:
+        return parse_mix(self.mix)
+
+    def accumulation(self, world_size: int) -> tuple[int, int]:
+        """(per-device micro-batch, micro-steps per optimizer step) for `world_size` ranks."""
+        if self.global_batch_size % world_size:
+            raise ValueError(
+                f"--global-batch-size {self.global_batch_size} is not a multiple of the world size {world_size}"
+            )
+        per_rank = self.global_batch_size // world_size
+        micro = self.batch_size or per_rank
+        if per_rank % micro:
+            raise ValueError(
+                f"--global-batch-size {self.global_batch_size} / {world_size} ranks = {per_rank} per rank, "
+                f"not a multiple of --batch-size {micro}"
+            )
+        return micro, per_rank // micro
+
+    def validate(self) -> TrainConfig:
+        """Raise ValueError with the option's name on a bad value; return self."""
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        if not self.tokenizer:
+            raise ValueError("--tokenizer is required")
+        if not self.out:
+            raise ValueError("--out is required")
+        if not self.data:
+            raise ValueError("--data is required")
+        parse_mix(self.mix)
+        for name in ("global_batch_size", "seq_len", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+        for name in ("warmup_steps", "save_every", "keep", "workers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError("--batch-size must be >= 1")
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise ValueError("--dropout must be in [0, 1)")
+        if not 0.0 < self.mask_prob < 1.0:
+            raise ValueError("--mask-prob must be between 0 and 1")
+        return self
+
+    # ---- TOML -----------------------------------------------------------------------------------
+    def to_toml(self) -> str:
+        """The resolved configuration as TOML (flat keys, the field names)."""
+        lines = ["# babylm-train resolved configuration; rerun with --config this-file.toml"]
+        for f in fields(self):
+            if f.name in _NOT_RECORDED:
+                continue
+            value = getattr(self, f.name)
+            if value is None:
+                lines.append(f"# {f.name} = (unset)")
+            else:
+                lines.append(f"{f.name} = {_toml_value(value)}")
+        return "\n".join(lines) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isinf(v) or math.isnan(v):
+            return {math.inf: "inf", -math.inf: "-inf"}.get(v, "nan")
+        return repr(v)
+    if isinstance(v, str):
+        escaped = v.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def parse_mix(mix: str) -> tuple[float, float]:
+    """`1vd25` -> (1, 0.25); `1,0.25` -> (1, 0.25)."""
+    if mix in MIX_PRESETS:
+        return MIX_PRESETS[mix]
+    parts = mix.split(",")
+    try:
+        if len(parts) == 2:
+            w = (float(parts[0]), float(parts[1]))
+            if min(w) >= 0 and max(w) > 0:
+                return w
+    except ValueError:
+        pass
+    raise ValueError(
+        f"--mix must be one of {', '.join(MIX_PRESETS)} or two non-negative weights 'W_IMG,W_TXT', got {mix!r}"
+    )
+
+
+def parse_setting(name: str) -> dict[str, Any]:
+    """The fields an original setting name selects: model, mix (multimodal) and seed.
+
+    Accepts `base_flmg_1vd25_s1` and the original's `BabyLM/exp_txt_vis_new.py:base_flmg_1vd25_s1`.
+    """
+    key = name.rsplit(":", 1)[-1].strip()
+    m = re.fullmatch(r"base_(flmg|git|noimg)_(1v\w+?)_s(\d+)", key)
+    if m:
+        if m.group(2) not in MIX_PRESETS:
+            raise ValueError(
+                f"setting {name!r}: unknown mix {m.group(2)!r} (known: {', '.join(MIX_PRESETS)})"
+            )
+        return {"model": _SETTING_MODELS[m.group(1)], "mix": m.group(2), "seed": int(m.group(3))}
+    m = re.fullmatch(r"(opt125m|roberta)_s(\d+)", key)
+    if m:
+        return {"model": "opt" if m.group(1) == "opt125m" else "roberta", "seed": int(m.group(2))}
+    raise ValueError(
+        f"unknown setting {name!r}; expected base_{{flmg,git,noimg}}_MIX_sN, opt125m_sN or roberta_sN"
+    )
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a config file and check its keys against the dataclass fields."""
+    if tomllib is None:
+        try:
+            import tomli as toml_reader
+        except ImportError as e:
+            raise RuntimeError("--config needs Python 3.11+ (tomllib) or the 'tomli' package") from e
+    else:
+        toml_reader = tomllib
+    data = toml_reader.loads(Path(path).read_text())
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {', '.join(unknown)}")
+    return data
+
+
+def resolve_config(model: str, cli: dict[str, Any], config_file: str | Path | None = None) -> TrainConfig:
+    """Defaults < --setting < TOML file < explicit CLI values (`cli` holds only those given)."""
+    file_values = load_toml(config_file) if config_file else {}
+    values: dict[str, Any] = {}
+    setting = cli.get("setting") or file_values.get("setting")
+    if setting:
+        picked = parse_setting(setting)
+        if picked["model"] != model:
+            raise ValueError(f"setting {setting!r} selects model {picked['model']}, not {model}")
+        values.update(picked)
+    values.update(file_values)
+    values.update({k: v for k, v in cli.items() if v is not None})
+    if values.get("model", model) != model:
+        raise ValueError(f"{config_file}: model = {values['model']!r}, but the command is {model}")
+    values["model"] = model
+    for k in ("data", "save_epochs"):
+        if k in values:
+            values[k] = list(values[k])
+    return TrainConfig(**values).validate()
+
+
+def config_fields() -> list[dataclasses.Field]:
+    """Fields exposed as CLI options (all but `model`, which is the command)."""
+    return [f for f in fields(TrainConfig) if f.name != "model"]

@@ -1,0 +1,107 @@
+"""The token stream: Arrow token shards as one sequence, cut into `seq_len` chunks.
+
+Rows are concatenated in manifest order (shard by shard, row by row, as the original concatenated
+the lines of each file) into one stream of T tokens; chunk c is tokens [c*L, (c+1)*L), so there
+are floor(T / L) chunks and one tail shorter than L is dropped. T comes from the manifest, so an
+epoch is planned without reading a shard. Local shards are memory-mapped (`read_token_table`):
+the stream is a list of zero-copy numpy views, one per Arrow record batch, and a chunk is a slice
+of one of them (or, at a boundary, of two). Remote shards are read into memory once per process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from babylm.shards.reader import file_size, read_token_table, token_column
+from babylm.train.data_tar import ShardError
+
+
+@dataclass
+class TokenShardRef:
+    url: str
+    tokens: int
+    bytes: int
+    sha256: str
+
+
+class TokenSource:
+    """Chunks of the concatenated token stream of a list of Arrow shards."""
+
+    def __init__(
+        self, shards: list[TokenShardRef], seq_len: int = 128, storage_options: dict[str, Any] | None = None
+    ):
+        if seq_len < 1:
+            raise ValueError(f"seq_len must be >= 1, got {seq_len}")
+        self.shards = shards
+        self.seq_len = seq_len
+        self.storage_options = dict(storage_options or {})
+        self.num_tokens = sum(s.tokens for s in shards)
+        self.num_chunks = self.num_tokens // seq_len
+        self._pid = -1
+        self._pieces: list[np.ndarray] = []
+        self._starts = np.zeros(1, dtype=np.int64)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.update(_pid=-1, _pieces=[], _starts=np.zeros(1, dtype=np.int64))
+        return state
+
+    def _load(self) -> None:
+        pieces: list[np.ndarray] = []
+        for ref in self.shards:
+            size = file_size(ref.url, self.storage_options)
+            if size is None:
+                raise ShardError(f"{ref.url}: shard listed in the manifest is missing")
+            if size != ref.bytes:
+                raise ShardError(
+                    f"{ref.url}: shard is {size} bytes but the manifest says {ref.bytes}; "
+                    "it was changed or truncated after prep (run `babylm-prep verify`)"
+                )
+            column = token_column(read_token_table(ref.url, self.storage_options))
+            got = 0
+            for chunk in column.chunks:
+                values = chunk.flatten().to_numpy(zero_copy_only=True)
+                if len(values):
+                    pieces.append(values)
+                    got += len(values)
+            if got != ref.tokens:
+                raise ShardError(f"{ref.url}: shard holds {got} tokens but the manifest says {ref.tokens}")
+        self._pieces = pieces
+        lengths = np.array([len(p) for p in pieces], dtype=np.int64)
+        self._starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        self._pid = os.getpid()
+
+    def chunks(self, ids: np.ndarray) -> np.ndarray:
+        """(len(ids), seq_len) int64 array of the token chunks `ids`."""
+        if self._pid != os.getpid():
+            self._load()
+        L = self.seq_len
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) and (ids.min() < 0 or ids.max() >= self.num_chunks):
+            raise IndexError(f"chunk id outside [0, {self.num_chunks})")
+        out = np.empty((len(ids), L), dtype=np.int64)
+        starts = ids * L
+        piece = np.searchsorted(self._starts, starts, side="right") - 1
+        for k, (start, p) in enumerate(zip(starts.tolist(), piece.tolist(), strict=True)):
+            off = start - int(self._starts[p])
+            values = self._pieces[p]
+            if off + L <= len(values):
+                out[k] = values[off : off + L]
+            else:  # the chunk runs across record batches (or shards)
+                filled = 0
+                while filled < L:
+                    take = min(L - filled, len(self._pieces[p]) - off)
+                    out[k, filled : filled + take] = self._pieces[p][off : off + take]
+                    filled += take
+                    p, off = p + 1, 0
+        return out
+
+    def batch(self, ids: np.ndarray) -> dict[str, Any]:
+        """A tokens batch: chunk ids as keys, input_ids and labels (= input_ids)."""
+        input_ids = torch.from_numpy(self.chunks(ids))
+        return {"keys": [int(i) for i in ids], "input_ids": input_ids, "labels": input_ids.clone()}

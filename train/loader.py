@@ -1,0 +1,342 @@
+"""Streaming loaders over babylm shards: equal steps on every rank, deterministic, resumable.
+
+`build_loader(location, ...)` is what the trainer calls. Locations are local folders, `file://`,
+`http(s)://` or `s3://` URLs of dataset folders (several of the same kind are concatenated).
+
+How it is built, and what webdataset does in it:
+- the epoch plan (`data_plan`) fixes the global sample sequence from (seed, epoch): blocks of the
+  shards permuted, then webdataset's bounded shuffle. Every rank derives its batches from it; the
+  DataLoader workers of a rank split the rank's batches. This replaces `split_by_node` /
+  `split_by_worker`, whose shard dealing makes ranks unequal and the order topology-dependent;
+- samples are read by byte range through a cached tar index (`data_tar`), because webdataset's
+  tar reader is a stream and cannot start mid-shard; a resume reads nothing it skips;
+- decoding is webdataset's `Decoder` with a simplejpeg handler (`data_collate`); batches have
+  fixed membership from the plan, so they are assembled by the plan, not `wds.batched`.
+
+Batch formats (per rank):
+- image_text: {"keys": [str], "captions": [str], "pixel_values": uint8 (B, 3, S, S),
+  "input_ids", "attention_mask", "labels": long (B, T)} (token fields only with a tokenizer;
+  no pixel_values with images=False);
+- features: the same with "image_embeds": float32 (B, 768) or (B, N, 768) instead of pixels;
+- tokens: {"keys": [chunk id], "input_ids": long (B, seq_len), "labels": a copy of input_ids};
+- paired (`PairedLoader`): {"caption": image_text/features batch, "text": tokens batch}.
+An undecodable sample is left out of its batch (so B can be smaller), counted and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from babylm.train.data_plan import EpochCursor, worker_steps
+from babylm.train.loader_paired import PairedLoader
+from babylm.train.loader_sources import (
+    DEFAULT_BLOCK_SIZE,
+    DEFAULT_SHUFFLE_BUFFER,
+    TarSource,
+    TokenChunks,
+    make_source,
+)
+
+log = logging.getLogger("babylm.train.loader")
+
+STATE_VERSION = 1
+__all__ = ["CorruptDataError", "PairedLoader", "ShardLoader", "build_loader", "make_source"]
+
+
+class CorruptDataError(RuntimeError):
+    """Too many undecodable samples: the data is broken, not unlucky."""
+
+
+class _EpochStream(IterableDataset):
+    """The batches of one rank for steps [start, end) of an epoch; workers take every W-th."""
+
+    def __init__(self, source: Any, order: Any, cursor: EpochCursor, rank: int, batch_size: int, start: int):
+        self.source, self.order, self.cursor = source, order, cursor
+        self.rank, self.batch_size, self.start = rank, batch_size, start
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        for step in worker_steps(self.start, self.cursor.steps, worker, workers):
+            batch = self.source.batch(
+                self.order, self.cursor.rank_positions(step, self.rank, self.batch_size)
+            )
+            batch["_step"] = step
+            yield batch
+
+
+def _fresh_counters() -> dict[str, Any]:
+    return {"epoch_seen": 0, "epoch_skipped": 0, "total_skipped": 0, "by_shard": {}}
+
+
+class ShardLoader:
+    """Batches of one rank over one kind of shards; iterate it once per epoch.
+
+    Iterating yields the rest of the current epoch (from `step`), then moves to the next epoch.
+    `state_dict()` taken after a batch was handed out resumes right after that batch.
+    """
+
+    def __init__(
+        self,
+        source: TarSource | TokenChunks,
+        batch_size: int,
+        world_size: int = 1,
+        rank: int = 0,
+        workers: int = 0,
+        seed: int = 0,
+        max_corrupt_fraction: float = 0.01,
+        pin_memory: bool = False,
+        prefetch_factor: int = 2,
+        multiprocessing_context: Any = None,
+    ):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world size {world_size}")
+        if batch_size < 1 or workers < 0:
+            raise ValueError(f"batch_size must be >= 1 and workers >= 0, got {batch_size}, {workers}")
+        self.source = source
+        self.kind = source.kind
+        self.batch_size, self.world_size, self.rank = batch_size, world_size, rank
+        self.workers, self.seed = workers, seed
+        self.max_corrupt_fraction = max_corrupt_fraction
+        self.pin_memory, self.prefetch_factor = pin_memory, prefetch_factor
+        self.multiprocessing_context = multiprocessing_context
+        self.epoch = 0
+        self.step = 0
+        self._base = (0, 0)  # (consumed offset, step) the current epoch's batches count from
+        self.corrupt = _fresh_counters()
+
+    @property
+    def global_batch(self) -> int:
+        return self.batch_size * self.world_size
+
+    @property
+    def num_samples(self) -> int:
+        """Samples (token chunks for `tokens`) in one epoch."""
+        return self.source.num_items
+
+    def _cursor(self) -> EpochCursor:
+        return EpochCursor(self.num_samples, self.global_batch, *self._base)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Steps of the current epoch, equal on every rank (floor(N / global batch) when fresh)."""
+        return self._cursor().steps
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch
+
+    @property
+    def dropped_per_epoch(self) -> int:
+        """Samples a fresh epoch leaves out: N mod global batch (fewer than one global batch)."""
+        return self.num_samples % self.global_batch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration epoch `epoch`; a resumed position in that epoch is kept."""
+        if epoch != self.epoch:
+            self.epoch, self.step, self._base = epoch, 0, (0, 0)
+            self._reset_epoch_counters()
+
+    def seek(self, epoch: int, step: int) -> None:
+        """Jump to `step` of a fresh epoch `epoch` (same global batch throughout)."""
+        self.set_epoch(epoch)
+        self.epoch, self.step, self._base = epoch, step, (0, 0)
+
+    def _reset_epoch_counters(self) -> None:
+        self.corrupt["epoch_seen"] = 0
+        self.corrupt["epoch_skipped"] = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        cursor = self._cursor()
+        if self.step < cursor.steps:
+            log.info(
+                "%s epoch %d from step %d: %d samples, %d steps of global batch %d, %d left out",
+                self.kind, self.epoch, self.step, cursor.num_items, cursor.steps, self.global_batch, cursor.dropped,
+            )  # fmt: skip
+            order = self.source.order(self.seed, self.epoch)
+            stream = _EpochStream(self.source, order, cursor, self.rank, self.batch_size, self.step)
+            for batch in self._batches(stream):
+                step = batch.pop("_step")
+                if step != self.step:
+                    raise RuntimeError(f"loader got step {step} while expecting {self.step}")
+                self._account(batch.pop("_corrupt"))
+                self.step = step + 1
+                yield batch
+        self._finish_epoch()
+
+    def _batches(self, stream: _EpochStream) -> Iterator[dict[str, Any]]:
+        if self.workers == 0:
+            return iter(stream)
+        loader = DataLoader(
+            stream,
+            batch_size=None,
+            num_workers=self.workers,
+            pin_memory=self.pin_memory,
+            prefetch_factor=self.prefetch_factor,
+            multiprocessing_context=self.multiprocessing_context,
+            in_order=True,  # worker outputs are read round-robin: this is what keeps the order
+        )
+        return iter(loader)
+
+    def _account(self, corrupt: list[dict[str, Any]]) -> None:
+        c = self.corrupt
+        c["epoch_seen"] += self.batch_size
+        if not corrupt:
+            return
+        c["epoch_skipped"] += len(corrupt)
+        c["total_skipped"] += len(corrupt)
+        for item in corrupt:
+            c["by_shard"][item["shard"]] = c["by_shard"].get(item["shard"], 0) + 1
+            log.warning(
+                "skipped undecodable sample %d of %s: %s", item["index"], item["shard"], item["error"]
+            )
+        # Judged once 1/fraction samples were seen, so one early bad sample is not "over 1%".
+        if c["epoch_seen"] * self.max_corrupt_fraction >= 1:
+            self._check_corrupt(corrupt[-1])
+
+    def _check_corrupt(self, last: dict[str, Any] | None = None) -> None:
+        c = self.corrupt
+        if c["epoch_skipped"] <= self.max_corrupt_fraction * c["epoch_seen"]:
+            return
+        worst = max(c["by_shard"].items(), key=lambda kv: kv[1])
+        raise CorruptDataError(
+            f"{c['epoch_skipped']} of {c['epoch_seen']} samples undecodable in epoch {self.epoch} on rank "
+            f"{self.rank}, over the limit of {self.max_corrupt_fraction:.2%}; most in shard {worst[0]} "
+            f"({worst[1]})" + (f"; last: {last['shard']}: {last['error']}" if last else "")
+        )
+
+    def _finish_epoch(self) -> None:
+        if self.corrupt["epoch_skipped"]:
+            log.warning(
+                "%s epoch %d: skipped %d undecodable of %d samples on rank %d",
+                self.kind, self.epoch, self.corrupt["epoch_skipped"], self.corrupt["epoch_seen"], self.rank,
+            )  # fmt: skip
+            self._check_corrupt()
+        self.epoch, self.step, self._base = self.epoch + 1, 0, (0, 0)
+        self._reset_epoch_counters()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Position and counters: what `load_state_dict` needs to continue exactly."""
+        cursor = self._cursor()
+        return {
+            "version": STATE_VERSION,
+            "kind": self.kind,
+            "epoch": self.epoch,
+            "step": self.step,
+            "consumed": cursor.consumed(self.step),
+            "global_batch": self.global_batch,
+            "steps_per_epoch": cursor.steps,
+            "num_samples": self.num_samples,
+            "dropped": cursor.dropped,
+            "seed": self.seed,
+            "plan": self.source.plan(),
+            "fingerprint": self.source.fingerprint,
+            "world_size": self.world_size,
+            "batch_size": self.batch_size,
+            "workers": self.workers,
+            "corrupt": {**self.corrupt, "by_shard": dict(self.corrupt["by_shard"])},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from `state`, with any world size and worker count.
+
+        The global batch may differ too: the rest of the epoch is then cut into the new global
+        batch from the consumed offset. Seed, plan and data must be the same.
+        """
+        for name, mine in (
+            ("kind", self.kind),
+            ("seed", self.seed),
+            ("plan", self.source.plan()),
+            ("fingerprint", self.source.fingerprint),
+            ("num_samples", self.num_samples),
+        ):
+            if state.get(name) != mine:
+                raise ValueError(
+                    f"loader state has {name}={state.get(name)!r} but this loader has {mine!r}; "
+                    "resuming would not continue the same sample order"
+                )
+        consumed, step = int(state["consumed"]), int(state["step"])
+        self.epoch, self.step, self._base = int(state["epoch"]), step, (consumed, step)
+        if state["global_batch"] != self.global_batch:
+            log.warning(
+                "resuming epoch %d with global batch %d instead of %d: the remaining %d samples are re-cut",
+                self.epoch, self.global_batch, state["global_batch"], self.num_samples - consumed,
+            )  # fmt: skip
+        saved = state.get("corrupt") or {}
+        self.corrupt = {**_fresh_counters(), **saved, "by_shard": dict(saved.get("by_shard", {}))}
+
+
+def build_loader(
+    location: str | os.PathLike | Sequence[str | os.PathLike],
+    kind: str | None = None,
+    *,
+    text_location: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    tokenizer: Any = None,
+    batch_size: int = 32,
+    text_batch_size: int | None = None,
+    world_size: int = 1,
+    rank: int = 0,
+    workers: int = 0,
+    text_workers: int | None = None,
+    seed: int = 0,
+    seq_len: int = 128,
+    image_prefix: str | None = "<image> ",
+    max_caption_tokens: int = 128,
+    images: bool = True,
+    image_size: int = 224,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+    max_corrupt_fraction: float = 0.01,
+    storage_options: dict[str, Any] | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    pin_memory: bool = False,
+    prefetch_factor: int = 2,
+) -> ShardLoader | PairedLoader:
+    """The loader of one rank. `kind` defaults to the manifest's; `paired` needs `text_location`.
+
+    `batch_size` is per rank; the global batch is batch_size x world_size. With `text_location`
+    (or kind="paired") the result is a `PairedLoader` of the caption stream at `location` and
+    the tokens stream at `text_location` (batch `text_batch_size`, default `batch_size`).
+    """
+    if tokenizer is not None and workers > 0:
+        # Forked workers tokenize; the Rust thread pool must not be live across the fork.
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    common = dict(
+        world_size=world_size,
+        rank=rank,
+        seed=seed,
+        max_corrupt_fraction=max_corrupt_fraction,
+        pin_memory=pin_memory,
+        prefetch_factor=prefetch_factor,
+    )
+    source_args = dict(
+        tokenizer=tokenizer,
+        seq_len=seq_len,
+        image_prefix=image_prefix,
+        max_caption_tokens=max_caption_tokens,
+        images=images,
+        image_size=image_size,
+        block_size=block_size,
+        shuffle_buffer=shuffle_buffer,
+        storage_options=storage_options,
+        cache_dir=cache_dir,
+    )
+    if kind == "paired" or text_location is not None:
+        if text_location is None:
+            raise ValueError("kind='paired' needs text_location (the tokens dataset)")
+        caption = ShardLoader(make_source(location, **source_args), batch_size, workers=workers, **common)
+        if caption.kind == "tokens":
+            raise ValueError("the caption stream of a paired loader must be image_text or features")
+        text_src = make_source(text_location, kind="tokens", **source_args)
+        text = ShardLoader(
+            text_src,
+            text_batch_size or batch_size,
+            workers=workers if text_workers is None else text_workers,
+            **common,
+        )
+        return PairedLoader(caption, text)
+    return ShardLoader(make_source(location, kind=kind, **source_args), batch_size, workers=workers, **common)

@@ -1,0 +1,137 @@
+"""Data sources of the loader: one per stream kind, each with the same small interface.
+
+A source knows its number of items per epoch (`num_items`: samples, or token chunks), the plan
+parameters that fix its order (`plan()`, stored in the loader state), the epoch order
+(`order(seed, epoch)`, computed once per epoch in the rank's main process and inherited by the
+forked workers) and how to assemble the batch at given positions of that order (`batch`), which
+runs in the workers. `make_source` resolves dataset locations into a source.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from babylm.shards import open_dataset
+from babylm.train.data_collate import SampleCollate
+from babylm.train.data_plan import chunk_order, sample_order
+from babylm.train.data_tar import ShardFiles, ShardRef, fingerprint, parse_sample
+from babylm.train.data_tokens import TokenShardRef, TokenSource
+
+DEFAULT_BLOCK_SIZE = 128
+DEFAULT_SHUFFLE_BUFFER = 2048
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_sample_order(counts: tuple[int, ...], seed: int, epoch: int, block: int, buffer: int):
+    return sample_order(counts, seed, epoch, block, buffer)
+
+
+class TarSource:
+    """image_text / features tar shards: plan order and batch assembly by byte-range reads."""
+
+    def __init__(
+        self,
+        shards: list[ShardRef],
+        collate: SampleCollate,
+        block_size: int = DEFAULT_BLOCK_SIZE,
+        shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+        storage_options: dict[str, Any] | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ):
+        self.kind = collate.kind
+        self.collate = collate
+        self.counts = tuple(s.samples for s in shards)
+        self.num_items = sum(self.counts)
+        self.block_size = block_size
+        self.shuffle_buffer = shuffle_buffer
+        self.files = ShardFiles(shards, storage_options, cache_dir)
+        self.fingerprint = fingerprint(shards)
+
+    def plan(self) -> dict[str, Any]:
+        return {"block_size": self.block_size, "shuffle_buffer": self.shuffle_buffer}
+
+    def order(self, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        return _cached_sample_order(self.counts, seed, epoch, self.block_size, self.shuffle_buffer)
+
+    def batch(self, order: tuple[np.ndarray, np.ndarray], positions: np.ndarray) -> dict[str, Any]:
+        shard_ids = order[0][positions].tolist()
+        sample_ids = order[1][positions].tolist()
+        ranges = [self.files.index(s)[i] for s, i in zip(shard_ids, sample_ids, strict=True)]
+        chunks = self.files.read_ranges(shard_ids, [int(r[0]) for r in ranges], [int(r[1]) for r in ranges])
+        raws: list[dict[str, Any] | Exception] = []
+        for shard, chunk in zip(shard_ids, chunks, strict=True):
+            try:
+                raws.append(parse_sample(chunk, self.files.shards[shard].url))
+            except ValueError as e:  # a damaged header inside the sample's range
+                raws.append(e)
+        out, bad = self.collate(raws)
+        corrupt = [
+            {"shard": self.files.shards[shard_ids[j]].url, "index": sample_ids[j], "error": reason}
+            for j, reason in bad
+        ]
+        out["_corrupt"] = corrupt
+        return out
+
+
+class TokenChunks:
+    """tokens shards: chunk permutation per epoch, chunks cut from the memory-mapped stream."""
+
+    kind = "tokens"
+
+    def __init__(self, source: TokenSource, fingerprint_: str):
+        self.source = source
+        self.num_items = source.num_chunks
+        self.fingerprint = fingerprint_
+
+    def plan(self) -> dict[str, Any]:
+        return {"seq_len": self.source.seq_len}
+
+    def order(self, seed: int, epoch: int) -> np.ndarray:
+        return chunk_order(self.num_items, seed, epoch)
+
+    def batch(self, order: np.ndarray, positions: np.ndarray) -> dict[str, Any]:
+        out = self.source.batch(order[positions])
+        out["_corrupt"] = []
+        return out
+
+
+def _locations(location: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+    if isinstance(location, (str, os.PathLike)):
+        return [str(location)]
+    return [str(x) for x in location]
+
+
+def make_source(
+    location: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    kind: str | None = None,
+    tokenizer: Any = None,
+    seq_len: int = 128,
+    image_prefix: str | None = "<image> ",
+    max_caption_tokens: int = 128,
+    images: bool = True,
+    image_size: int = 224,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+    storage_options: dict[str, Any] | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> TarSource | TokenChunks:
+    """The data source of one stream: the datasets at `location`, all of one kind."""
+    datasets = [open_dataset(loc, storage_options) for loc in _locations(location)]
+    kinds = {d.kind for d in datasets}
+    if len(kinds) != 1 or (kind is not None and kinds != {kind}):
+        raise ValueError(f"datasets {[d.location for d in datasets]} are {sorted(kinds)}, expected {kind}")
+    found = kinds.pop()
+    entries = [(d, e) for d in datasets for e in d.manifest.shards]
+    if found == "tokens":
+        refs = [TokenShardRef(d.shard_url(e), e.tokens or 0, e.bytes, e.sha256) for d, e in entries]
+        shard_refs = [ShardRef(r.url, r.tokens, r.bytes, r.sha256) for r in refs]
+        return TokenChunks(TokenSource(refs, seq_len, storage_options), fingerprint(shard_refs))
+    collate = SampleCollate(found, tokenizer, image_prefix, max_caption_tokens, images, image_size)
+    refs2 = [ShardRef(d.shard_url(e), e.samples, e.bytes, e.sha256) for d, e in entries]
+    return TarSource(refs2, collate, block_size, shuffle_buffer, storage_options, cache_dir)

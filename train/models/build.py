@@ -1,0 +1,239 @@
+"""Model sizes and `build_model`: the four baselines at the original's sizes ("base") or tiny."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import OPTConfig, RobertaConfig
+
+from .configuration_babylm_flamingo import BabyLMFlamingoConfig
+from .configuration_babylm_git import BabyLMGitConfig
+from .modeling_babylm_flamingo import BabyLMFlamingoForCausalLM
+from .modeling_babylm_git import BabyLMGitForCausalLM
+from .text_models import BabyLMOPTForCausalLM, BabyLMRobertaForMaskedLM
+from .vision import image_spec, load_vision_encoder
+
+MODEL_KINDS = ("flamingo", "git", "opt", "roberta")
+MULTIMODAL_KINDS = ("flamingo", "git")
+SIZES = ("base", "tiny")
+
+
+@dataclass(frozen=True)
+class FlamingoSize:
+    """Defaults: OPT-125M decoder, cross-attention every 2nd layer, depth-2 resampler, 64 latents."""
+
+    num_hidden_layers: int = 12
+    hidden_size: int = 768
+    num_attention_heads: int = 12
+    ffn_dim: int = 3072
+    max_position_embeddings: int = 2048
+    cross_attn_every: int = 2
+    cross_attn_heads: int = 12
+    cross_attn_dim_head: int = 64
+    perceiver_depth: int = 2
+    perceiver_num_latents: int = 64
+    perceiver_heads: int = 12
+    perceiver_dim_head: int = 64
+
+
+@dataclass(frozen=True)
+class GitSize:
+    """Defaults: GIT's text decoder (git-base/large share it) with 12 layers instead of 6."""
+
+    num_hidden_layers: int = 12
+    hidden_size: int = 768
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    max_position_embeddings: int = 1024
+
+
+@dataclass(frozen=True)
+class OPTSize:
+    """Defaults: facebook/opt-125m."""
+
+    num_hidden_layers: int = 12
+    hidden_size: int = 768
+    num_attention_heads: int = 12
+    ffn_dim: int = 3072
+    max_position_embeddings: int = 2048
+
+
+@dataclass(frozen=True)
+class RobertaSize:
+    """Defaults: roberta-base (514 positions: 512 plus RoBERTa's padding offset)."""
+
+    num_hidden_layers: int = 12
+    hidden_size: int = 768
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    max_position_embeddings: int = 514
+
+
+_TINY = {
+    "flamingo": FlamingoSize(
+        num_hidden_layers=4,
+        hidden_size=128,
+        num_attention_heads=4,
+        ffn_dim=512,
+        max_position_embeddings=512,
+        cross_attn_heads=4,
+        cross_attn_dim_head=32,
+        perceiver_num_latents=16,
+        perceiver_heads=4,
+        perceiver_dim_head=32,
+    ),
+    "git": GitSize(
+        num_hidden_layers=2,
+        hidden_size=128,
+        num_attention_heads=4,
+        intermediate_size=512,
+        max_position_embeddings=512,
+    ),
+    "opt": OPTSize(
+        num_hidden_layers=2, hidden_size=128, num_attention_heads=4, ffn_dim=512, max_position_embeddings=512
+    ),
+    "roberta": RobertaSize(
+        num_hidden_layers=2, hidden_size=128, num_attention_heads=4, intermediate_size=512
+    ),
+}
+_BASE = {"flamingo": FlamingoSize(), "git": GitSize(), "opt": OPTSize(), "roberta": RobertaSize()}
+
+
+def model_size(kind: str, size: str = "base") -> Any:
+    """The size dataclass of `kind` at `size` ("base" = the original's, "tiny" = CPU tests/demo)."""
+    _check_kind(kind)
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {SIZES}, got {size!r}")
+    return (_BASE if size == "base" else _TINY)[kind]
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"kind must be one of {MODEL_KINDS}, got {kind!r}")
+
+
+def make_config(
+    kind: str,
+    *,
+    size: str = "base",
+    vocab_size: int = 32778,
+    pad_token_id: int = 0,
+    bos_token_id: int = 1,
+    eos_token_id: int = 1,
+    image_token_id: int = 32768,
+    vision_config: dict | None = None,
+    **overrides: Any,
+):
+    """The Hugging Face config `build_model` uses; `overrides` set any config field (dropout,
+    num_hidden_layers, ...). `vision_config` (a dict) is required for the multimodal kinds."""
+    fields = dataclasses.asdict(model_size(kind, size))
+    ids = {"pad_token_id": pad_token_id, "bos_token_id": bos_token_id, "eos_token_id": eos_token_id}
+    common = {**fields, **ids, "vocab_size": vocab_size}
+    if kind in MULTIMODAL_KINDS and vision_config is None:
+        raise ValueError(f"{kind} needs a vision encoder (vision_config)")
+    if kind == "flamingo":
+        if not 0 <= image_token_id < vocab_size:
+            raise ValueError(f"image_token_id {image_token_id} is outside the vocabulary ({vocab_size})")
+        return BabyLMFlamingoConfig(
+            **{**common, "media_token_id": image_token_id, "vision_config": vision_config, **overrides},
+            attn_implementation="sdpa",
+        )
+    if kind == "git":
+        # transformers implements GIT's attention eagerly only.
+        return BabyLMGitConfig(**{**common, "vision_config": vision_config, **overrides})
+    if kind == "opt":
+        return OPTConfig(
+            **{**common, "word_embed_proj_dim": fields["hidden_size"], **overrides},
+            attn_implementation="sdpa",
+        )
+    # RoBERTa-base: one token type, LayerNorm eps 1e-5.
+    return RobertaConfig(
+        **{**common, "type_vocab_size": 1, "layer_norm_eps": 1e-5, **overrides}, attn_implementation="sdpa"
+    )
+
+
+_MODEL_CLASSES = {
+    "flamingo": BabyLMFlamingoForCausalLM,
+    "git": BabyLMGitForCausalLM,
+    "opt": BabyLMOPTForCausalLM,
+    "roberta": BabyLMRobertaForMaskedLM,
+}
+
+
+def model_class(kind: str) -> type:
+    """The training class of `kind` (Hugging Face `PreTrainedModel` subclasses)."""
+    _check_kind(kind)
+    return _MODEL_CLASSES[kind]
+
+
+def build_model(
+    kind: str,
+    *,
+    size: str = "base",
+    vocab_size: int = 32778,
+    vision_encoder: str | None = None,
+    pad_token_id: int = 0,
+    bos_token_id: int = 1,
+    eos_token_id: int = 1,
+    image_token_id: int = 32768,
+    **overrides: Any,
+) -> torch.nn.Module:
+    """Build a freshly initialised baseline of `kind` ("flamingo", "git", "opt", "roberta").
+
+    The multimodal kinds load their frozen vision encoder (and its image processor, kept as
+    `model.babylm_image_processor`) from `vision_encoder`, a local path or Hugging Face name; it is
+    ignored for the text kinds. Everything needed to rebuild the model is recorded as
+    `model.babylm_build_args` (JSON-serialisable): `build_model(**model.babylm_build_args)`.
+    """
+    _check_kind(kind)
+    encoder = processor = None
+    vision_config = None
+    spec: dict[str, Any] = {}
+    if kind in MULTIMODAL_KINDS:
+        if vision_encoder is None:
+            raise ValueError(f"{kind} needs --vision-encoder (a ViT name or path)")
+        encoder, processor = load_vision_encoder(vision_encoder)
+        vision_config = encoder.config.to_dict()
+        mean, std, image_size, _ = image_spec(processor)
+        spec = {"image_mean": mean, "image_std": std, "image_size": image_size}
+    config = make_config(
+        kind,
+        size=size,
+        vocab_size=vocab_size,
+        pad_token_id=pad_token_id,
+        bos_token_id=bos_token_id,
+        eos_token_id=eos_token_id,
+        image_token_id=image_token_id,
+        vision_config=vision_config,
+        **{**spec, **overrides},
+    )
+    model = _MODEL_CLASSES[kind](config)
+    if encoder is not None:
+        model.vision_encoder.load_state_dict(encoder.state_dict())
+        model.babylm_image_processor = processor
+    model.babylm_build_args = {
+        "kind": kind,
+        "size": size,
+        "vocab_size": vocab_size,
+        "vision_encoder": str(vision_encoder) if kind in MULTIMODAL_KINDS else None,
+        "pad_token_id": pad_token_id,
+        "bos_token_id": bos_token_id,
+        "eos_token_id": eos_token_id,
+        "image_token_id": image_token_id,
+        **overrides,
+    }
+    return model
+
+
+def count_parameters(model: torch.nn.Module) -> dict[str, int]:
+    """Trainable and frozen parameter counts; tied weights count once."""
+    trainable = frozen = 0
+    for p in model.parameters():  # parameters() yields a shared tensor once
+        if p.requires_grad:
+            trainable += p.numel()
+        else:
+            frozen += p.numel()
+    return {"trainable": trainable, "frozen": frozen}

@@ -1,0 +1,42 @@
+"""Configuration of the BabyLM Flamingo model.
+
+This file ships inside exported model folders as Hugging Face remote code, so it imports only
+transformers. Defaults are the 2024 baseline's sizes: an OPT-125M-shaped decoder, a gated
+cross-attention block before every 2nd decoder layer, a depth-2 perceiver resampler with 64
+latents, and a ViT-B/16 (the DINO shape) as the frozen vision encoder.
+"""
+
+from transformers import AutoConfig, OPTConfig, PretrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+
+class BabyLMFlamingoConfig(OPTConfig):
+    """OPT decoder settings plus the Flamingo cross-attention, resampler and vision encoder settings."""
+
+    model_type = "babylm_flamingo"
+    # Any Hugging Face vision backbone config (ViT, DINOv2, ...) resolves through AutoConfig by its
+    # `model_type`; without one, the ViT-B/16 shape the baselines use is the default.
+    sub_configs_defaults = {"vision_config": SubConfigSpec(AutoConfig, model_type="vit")}
+
+    vision_config: dict | PretrainedConfig | None = None
+    vocab_size: int = 32778
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 1
+    eos_token_id: int | list[int] | None = 1
+    # The `<image>` token: text attends to the image that the most recent one stands for.
+    media_token_id: int = 32768
+    cross_attn_every: int = 2
+    cross_attn_heads: int = 12
+    cross_attn_dim_head: int = 64
+    cross_attn_ff_mult: int = 4
+    only_attend_immediate_media: bool = True
+    perceiver_depth: int = 2
+    perceiver_num_latents: int = 64
+    perceiver_heads: int = 12
+    perceiver_dim_head: int = 64
+    perceiver_ff_mult: int = 4
+    max_num_media: int = 4
+    # What the vision encoder expects (recorded so a trainer can normalise uint8 batches on device).
+    image_size: int = 224
+    image_mean: list[float] | None = None
+    image_std: list[float] | None = None

@@ -1,0 +1,401 @@
+"""BabyLM Flamingo: an OPT decoder trained from scratch that reads images through gated
+cross-attention to perceiver-resampled features of a frozen vision encoder.
+
+The same file trains the model and ships in exported folders as Hugging Face remote code, so it
+imports only torch and transformers. Module names follow the original baseline
+(`model.decoder.img_encoder`, `perceiver_resampler`, `gated_attn_layers`), which the BabyLM
+evaluation pipeline relies on for `img_encoder`.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.cache_utils import Cache, DynamicCache
+from transformers.masking_utils import create_causal_mask
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from transformers.models.opt.modeling_opt import OPTDecoderLayer, OPTLearnedPositionalEmbedding
+
+from .configuration_babylm_flamingo import BabyLMFlamingoConfig
+from .modeling_babylm_common import (
+    FrozenVisionMixin,
+    as_media_features,
+    build_vision_encoder,
+    causal_lm_loss,
+    encode_images,
+    freeze_,
+)
+
+
+def _feed_forward(dim: int, mult: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.LayerNorm(dim),
+        nn.Linear(dim, dim * mult, bias=False),
+        nn.GELU(),
+        nn.Linear(dim * mult, dim, bias=False),
+    )
+
+
+def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    # (..., n, heads * d) -> (..., heads, n, d)
+    x = x.unflatten(-1, (heads, -1))
+    return x.transpose(-3, -2)
+
+
+class PerceiverAttention(nn.Module):
+    """Latents attend to the media tokens and to themselves (Flamingo's resampler attention)."""
+
+    def __init__(self, dim: int, heads: int, dim_head: int):
+        super().__init__()
+        self.heads = heads
+        inner = heads * dim_head
+        self.norm_media = nn.LayerNorm(dim)
+        self.norm_latents = nn.LayerNorm(dim)
+        self.to_q = nn.Linear(dim, inner, bias=False)
+        self.to_kv = nn.Linear(dim, inner * 2, bias=False)
+        self.to_out = nn.Linear(inner, dim, bias=False)
+
+    def forward(self, media: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        # media (B, T, N, D), latents (B, T, L, D)
+        media, latents = self.norm_media(media), self.norm_latents(latents)
+        q = _split_heads(self.to_q(latents), self.heads)
+        k, v = self.to_kv(torch.cat([media, latents], dim=-2)).chunk(2, dim=-1)
+        out = F.scaled_dot_product_attention(q, _split_heads(k, self.heads), _split_heads(v, self.heads))
+        return self.to_out(out.transpose(-3, -2).flatten(-2))
+
+
+class PerceiverResampler(nn.Module):
+    """Turns each image's N patch features into a fixed number of latents of the decoder width."""
+
+    def __init__(self, config: BabyLMFlamingoConfig, input_dim: int):
+        super().__init__()
+        dim = config.hidden_size
+        # The baseline's DINO width equals the decoder's; other encoders need a projection.
+        self.proj_in = nn.Linear(input_dim, dim) if input_dim != dim else None
+        self.latents = nn.Parameter(torch.randn(config.perceiver_num_latents, dim))
+        self.media_pos_emb = nn.Parameter(torch.randn(config.max_num_media, 1, dim))
+        self.layers = nn.ModuleList(
+            nn.ModuleList(
+                [
+                    PerceiverAttention(dim, config.perceiver_heads, config.perceiver_dim_head),
+                    _feed_forward(dim, config.perceiver_ff_mult),
+                ]
+            )
+            for _ in range(config.perceiver_depth)
+        )
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, media: torch.Tensor) -> torch.Tensor:
+        """(B, T, N, D_in) features -> (B, T, num_latents, D) latents."""
+        if self.proj_in is not None:
+            media = self.proj_in(media)
+        b, t = media.shape[:2]
+        if t > self.media_pos_emb.shape[0]:
+            raise ValueError(f"at most {self.media_pos_emb.shape[0]} images per sample, got {t}")
+        media = media + self.media_pos_emb[:t]
+        latents = self.latents.expand(b, t, *self.latents.shape)
+        for attn, ff in self.layers:
+            latents = attn(media, latents) + latents
+            latents = ff(latents) + latents
+        return self.norm(latents)
+
+
+class MaskedCrossAttention(nn.Module):
+    """Text queries attend to the latents of the images each position is allowed to see."""
+
+    def __init__(self, dim: int, heads: int, dim_head: int):
+        super().__init__()
+        self.heads = heads
+        inner = heads * dim_head
+        self.norm = nn.LayerNorm(dim)
+        self.to_q = nn.Linear(dim, inner, bias=False)
+        self.to_kv = nn.Linear(dim, inner * 2, bias=False)
+        self.to_out = nn.Linear(inner, dim, bias=False)
+
+    def forward(self, x: torch.Tensor, media: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        # x (B, L, D); media (B, T, M, D); allowed (B, L, T) bool
+        b, t, m, _ = media.shape
+        q = _split_heads(self.to_q(self.norm(x)), self.heads)
+        k, v = self.to_kv(media.reshape(b, t * m, -1)).chunk(2, dim=-1)
+        sees_media = allowed.any(dim=-1, keepdim=True)  # (B, L, 1)
+        # A row that may see nothing would be all -inf (NaN in softmax): let it see everything,
+        # then zero its output, which is what "no image yet" means.
+        mask = (allowed | ~sees_media).repeat_interleave(m, dim=-1)[:, None]
+        out = F.scaled_dot_product_attention(
+            q, _split_heads(k, self.heads), _split_heads(v, self.heads), attn_mask=mask
+        )
+        out = out.transpose(1, 2).flatten(-2) * sees_media.to(out.dtype)
+        return self.to_out(out)
+
+
+class GatedCrossAttentionBlock(nn.Module):
+    """Cross-attention and feed-forward, each added through a tanh gate that starts at 0, so the
+    freshly built model is exactly its language model."""
+
+    def __init__(self, config: BabyLMFlamingoConfig):
+        super().__init__()
+        dim = config.hidden_size
+        self.attn = MaskedCrossAttention(dim, config.cross_attn_heads, config.cross_attn_dim_head)
+        self.attn_gate = nn.Parameter(torch.zeros(1))
+        self.ff = _feed_forward(dim, config.cross_attn_ff_mult)
+        self.ff_gate = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor, media: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        x = self.attn(x, media, allowed) * self.attn_gate.tanh() + x
+        return self.ff(x) * self.ff_gate.tanh() + x
+
+
+class BabyLMFlamingoPreTrainedModel(PreTrainedModel):
+    config_class = BabyLMFlamingoConfig
+    config: BabyLMFlamingoConfig
+    base_model_prefix = "model"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["OPTDecoderLayer", "GatedCrossAttentionBlock"]
+    _supports_sdpa = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, GatedCrossAttentionBlock):
+            init.zeros_(module.attn_gate)
+            init.zeros_(module.ff_gate)
+        elif isinstance(module, PerceiverResampler):
+            init.normal_(module.latents, std=1.0)
+            init.normal_(module.media_pos_emb, std=1.0)
+
+
+class BabyLMFlamingoDecoder(nn.Module):
+    """OPT's decoder with a gated cross-attention block before every `cross_attn_every`-th layer."""
+
+    def __init__(self, config: BabyLMFlamingoConfig):
+        super().__init__()
+        self.config = config
+        self.dropout = config.dropout
+        hidden, proj = config.hidden_size, config.word_embed_proj_dim
+        self.embed_tokens = nn.Embedding(config.vocab_size, proj, config.pad_token_id)
+        self.embed_positions = OPTLearnedPositionalEmbedding(config.max_position_embeddings, hidden)
+        self.project_in = nn.Linear(proj, hidden, bias=False) if proj != hidden else None
+        self.project_out = nn.Linear(hidden, proj, bias=False) if proj != hidden else None
+        self.final_layer_norm = nn.LayerNorm(hidden) if config.do_layer_norm_before else None
+        self.layers = nn.ModuleList(
+            OPTDecoderLayer(config, layer_idx=i) for i in range(config.num_hidden_layers)
+        )
+        self.gated_attn_layers = nn.ModuleList(
+            GatedCrossAttentionBlock(config) if i % config.cross_attn_every == 0 else None
+            for i in range(config.num_hidden_layers)
+        )
+        self.img_encoder = freeze_(build_vision_encoder(config.vision_config))
+        self.perceiver_resampler = PerceiverResampler(config, config.vision_config.hidden_size)
+
+    def encode_media(
+        self, pixel_values: torch.Tensor | None, image_embeds: torch.Tensor | None, batch_size: int
+    ) -> torch.Tensor | None:
+        """Resampled media (B, T, latents, D) from images or precomputed features, or None."""
+        if pixel_values is not None and image_embeds is not None:
+            raise ValueError("pass pixel_values or image_embeds, not both")
+        if pixel_values is not None:
+            if pixel_values.ndim == 4:
+                pixel_values = pixel_values[:, None]
+            b, t = pixel_values.shape[:2]
+            feats = encode_images(self.img_encoder, pixel_values.flatten(0, 1))
+            feats = feats.unflatten(0, (b, t))
+        elif image_embeds is not None:
+            feats = as_media_features(image_embeds)
+        else:
+            return None
+        media = self.perceiver_resampler(feats.to(self.perceiver_resampler.latents.dtype))
+        if media.shape[0] != batch_size:
+            if media.shape[0] != 1:
+                raise ValueError(f"{media.shape[0]} image samples for a text batch of {batch_size}")
+            media = media.expand(batch_size, *media.shape[1:])
+        return media
+
+    def media_allowed(self, media_ids: torch.Tensor | None, length: int, num_media: int) -> torch.Tensor:
+        """(B, L, T) bool: may text position i attend to image j?
+
+        With `<image>` tokens, position i sees the image of the most recent one (or all earlier
+        ones if `only_attend_immediate_media` is off); positions before the first see none. A row
+        without any `<image>` token sees every image: evaluation prompts never contain it.
+        """
+        if media_ids is None:
+            raise ValueError("input_ids are needed to place the images")
+        is_media = media_ids == self.config.media_token_id
+        text_time = is_media.cumsum(dim=-1)[:, -length:]  # 1-based index of the latest image
+        image_time = torch.arange(1, num_media + 1, device=media_ids.device)
+        if self.config.only_attend_immediate_media:
+            allowed = text_time[..., None] == image_time
+        else:
+            allowed = text_time[..., None] >= image_time
+        return allowed | ~is_media.any(dim=-1)[:, None, None]
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool = False,
+        pixel_values: torch.Tensor | None = None,
+        image_embeds: torch.Tensor | None = None,
+        media_input_ids: torch.LongTensor | None = None,
+        output_hidden_states: bool = False,
+    ) -> BaseModelOutputWithPast:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+        batch, length = inputs_embeds.shape[:2]
+        media = self.encode_media(pixel_values, image_embeds, batch)
+        allowed = None
+        if media is not None:
+            # During cached generation only the new tokens come in; `media_input_ids` holds the
+            # whole sequence so the `<image>` count before each new token is still known.
+            media_ids = media_input_ids if media_input_ids is not None else input_ids
+            allowed = self.media_allowed(media_ids, length, media.shape[1])
+
+        if use_cache and past_key_values is None:
+            past_key_values = DynamicCache(config=self.config)
+        past_seen = past_key_values.get_seq_length() if past_key_values is not None else 0
+        # As in OPT: positions count only attended tokens, so left padding does not shift them.
+        position_mask = attention_mask
+        if position_mask is None:
+            position_mask = torch.ones(batch, past_seen + length, device=inputs_embeds.device)
+        if position_ids is None:
+            position_ids = (torch.cumsum(position_mask, dim=1) * position_mask - 1).long()[:, past_seen:]
+        causal_mask = create_causal_mask(
+            config=self.config,
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            past_key_values=past_key_values,
+        )
+        pos_embeds = self.embed_positions(position_mask, past_seen, position_ids=position_ids)
+        if self.project_in is not None:
+            inputs_embeds = self.project_in(inputs_embeds)
+        hidden = inputs_embeds + pos_embeds.to(inputs_embeds.device)
+        hidden = F.dropout(hidden, p=self.dropout, training=self.training)
+
+        all_hidden = () if output_hidden_states else None
+        for layer, xattn in zip(self.layers, self.gated_attn_layers, strict=True):
+            if output_hidden_states:
+                all_hidden += (hidden,)
+            if xattn is not None and media is not None:
+                hidden = xattn(hidden, media, allowed)
+            hidden = layer(
+                hidden,
+                attention_mask=causal_mask,
+                position_ids=position_ids,
+                past_key_values=past_key_values,
+                use_cache=use_cache,
+            )
+        if self.final_layer_norm is not None:
+            hidden = self.final_layer_norm(hidden)
+        if self.project_out is not None:
+            hidden = self.project_out(hidden)
+        if output_hidden_states:
+            all_hidden += (hidden,)
+        return BaseModelOutputWithPast(
+            last_hidden_state=hidden,
+            past_key_values=past_key_values if use_cache else None,
+            hidden_states=all_hidden,
+        )
+
+
+class BabyLMFlamingoModel(nn.Module):
+    """Holds the decoder, so paths read `model.model.decoder...` as in the original."""
+
+    def __init__(self, config: BabyLMFlamingoConfig):
+        super().__init__()
+        self.decoder = BabyLMFlamingoDecoder(config)
+
+
+class BabyLMFlamingoForCausalLM(FrozenVisionMixin, BabyLMFlamingoPreTrainedModel, GenerationMixin):
+    """Flamingo language model: one output position per input token, images or not."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.decoder.embed_tokens.weight"}
+
+    def __init__(self, config: BabyLMFlamingoConfig):
+        super().__init__(config)
+        self.model = BabyLMFlamingoModel(config)
+        self.lm_head = nn.Linear(config.word_embed_proj_dim, config.vocab_size, bias=False)
+        self.post_init()
+
+    @property
+    def vision_encoder(self) -> nn.Module:
+        """The frozen image encoder (also reachable as `model.decoder.img_encoder`)."""
+        return self.model.decoder.img_encoder
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.model.decoder.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.model.decoder.embed_tokens = value
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Module) -> None:
+        self.lm_head = value
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        image_embeds: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_hidden_states: bool | None = None,
+        logits_to_keep: int = 0,
+        media_input_ids: torch.LongTensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
+        """Logits (B, L, V) for input_ids (B, L); `loss` (mean over labels != -100, shifted once
+        here) when labels are given. Images come as `pixel_values` (B, 3, H, W) or
+        (B, T, 3, H, W), or as precomputed features `image_embeds` (B, D), (B, N, D) or
+        (B, T, N, D). `token_type_ids` and other processor leftovers are ignored."""
+        if labels is not None:
+            use_cache = False
+        outputs = self.model.decoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=bool(use_cache),
+            pixel_values=pixel_values,
+            image_embeds=image_embeds,
+            media_input_ids=media_input_ids,
+            output_hidden_states=bool(
+                output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+            ),
+        )
+        hidden = outputs.last_hidden_state
+        if logits_to_keep:
+            hidden = hidden[:, -logits_to_keep:]
+        logits = self.lm_head(hidden)
+        loss = causal_lm_loss(logits, labels) if labels is not None else None
+        return CausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+        )
+
+    def prepare_inputs_for_generation(self, input_ids: torch.LongTensor, **kwargs) -> dict:
+        pixel_values, image_embeds = kwargs.get("pixel_values"), kwargs.get("image_embeds")
+        inputs = super().prepare_inputs_for_generation(input_ids, **kwargs)
+        # The cache holds only self-attention keys: the media go in at every step (transformers
+        # drops pixel_values after the first), and the whole sequence says which image is latest.
+        inputs["pixel_values"], inputs["image_embeds"] = pixel_values, image_embeds
+        if pixel_values is not None or image_embeds is not None:
+            inputs["media_input_ids"] = input_ids
+        return inputs
+
+
+__all__ = ["BabyLMFlamingoForCausalLM", "BabyLMFlamingoPreTrainedModel"]

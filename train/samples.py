@@ -1,0 +1,132 @@
+"""`babylm-train samples`: which samples each rank gets at each step, from the trainer's own loader.
+
+For debugging a loss spike (which data did rank 3 see at step 1200?) and for checking coverage by
+hand. Every rank's loader is built in this one process with `rank=r, world_size=R` -- the code a
+torchrun rank runs -- and the batches are read for real, so undecodable samples are left out
+exactly as in training.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, cast
+
+import click
+
+from babylm.train.loader import ShardLoader, build_loader
+from babylm.train.loader_sources import DEFAULT_BLOCK_SIZE, DEFAULT_SHUFFLE_BUFFER
+
+
+def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--storage-option")
+        out[key] = value
+    return out
+
+
+@click.command("samples")
+@click.argument("location", nargs=-1, required=True)
+@click.option("--world-size", default=1, show_default=True, help="Number of ranks (torchrun processes).")
+@click.option("--workers", default=0, show_default=True, help="DataLoader workers per rank.")
+@click.option("--batch-size", default=32, show_default=True, help="Batch size per rank.")
+@click.option("--epoch", default=0, show_default=True, help="Epoch to show.")
+@click.option("--steps", type=int, default=None, help="Show at most this many steps (default: to the end).")
+@click.option(
+    "--start-step", default=0, show_default=True, help="Show the batches after a resume at this step."
+)
+@click.option("--seed", default=0, show_default=True, help="Data order seed of the run.")
+@click.option("--seq-len", default=128, show_default=True, help="Chunk length for tokens datasets.")
+@click.option(
+    "--block-size", default=DEFAULT_BLOCK_SIZE, show_default=True, help="Samples per shuffled block."
+)
+@click.option(
+    "--shuffle-buffer", default=DEFAULT_SHUFFLE_BUFFER, show_default=True, help="Bounded shuffle buffer size."
+)
+@click.option(
+    "--images/--no-images",
+    default=True,
+    show_default=True,
+    help="Decode images (as training does; undecodable samples are then left out). "
+    "--no-images shows the keys of the text-only (noimg) runs.",
+)
+@click.option("--image-size", default=224, show_default=True, help="Square image size of the run.")
+@click.option(
+    "--cache-dir", default=None, help="Tar index cache (default $BABYLM_CACHE_DIR or ~/.cache/babylm)."
+)
+@click.option(
+    "--storage-option", "storage_option", multiple=True, help="fsspec option KEY=VALUE, e.g. endpoint_url=..."
+)
+def samples(
+    location: tuple[str, ...],
+    world_size: int,
+    workers: int,
+    batch_size: int,
+    epoch: int,
+    steps: int | None,
+    start_step: int,
+    seed: int,
+    seq_len: int,
+    block_size: int,
+    shuffle_buffer: int,
+    images: bool,
+    image_size: int,
+    cache_dir: str | None,
+    storage_option: tuple[str, ...],
+) -> None:
+    """Print one JSON line per step and rank: {"epoch", "step", "rank", "keys"}.
+
+    LOCATION is one or more dataset folders or URLs of one kind (concatenated, as in training).
+    Keys are sample keys, or chunk ids for tokens datasets. For a paired run, run it once for
+    the caption data and once for the text data.
+    """
+    loaders = [
+        cast(
+            ShardLoader,
+            build_loader(
+                list(location),
+                batch_size=batch_size,
+                world_size=world_size,
+                rank=rank,
+                workers=workers,
+                seed=seed,
+                seq_len=seq_len,
+                block_size=block_size,
+                shuffle_buffer=shuffle_buffer,
+                images=images,
+                image_size=image_size,
+                cache_dir=cache_dir,
+                storage_options=_options(storage_option),
+            ),
+        )
+        for rank in range(world_size)
+    ]
+    first = loaders[0]
+    for loader in loaders:
+        # The resume path of the trainer: a saved state at (epoch, start_step).
+        state = loader.state_dict()
+        state.update(epoch=epoch, step=start_step, consumed=start_step * loader.global_batch)
+        loader.load_state_dict(state)
+    total = first.steps_per_epoch
+    click.echo(
+        f"{first.kind}: {first.num_samples} items, {total} steps per epoch of global batch "
+        f"{first.global_batch}, {first.dropped_per_epoch} left out per epoch",
+        err=True,
+    )
+    if start_step > total:
+        raise click.BadParameter(f"epoch has {total} steps", param_hint="--start-step")
+    end = total if steps is None else min(total, start_step + steps)
+    iterators = [iter(loader) for loader in loaders]
+    try:
+        for step in range(start_step, end):
+            for rank, it in enumerate(iterators):
+                batch = next(it)
+                line = {"epoch": epoch, "step": step, "rank": rank, "keys": batch["keys"]}
+                sys.stdout.write(json.dumps(line) + "\n")
+            sys.stdout.flush()
+    finally:
+        for it in iterators:
+            it.close()  # type: ignore[attr-defined]

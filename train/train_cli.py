@@ -1,0 +1,156 @@
+"""`babylm-train {flamingo,git,noimg,opt,roberta}`, `babylm-train export` and `babylm-train plot`.
+
+The training options are generated from `TrainConfig`'s fields (name, type, help), so the CLI, the
+TOML file and the dataclass cannot drift apart. Every option defaults to "not given" here; the
+defaults live in the dataclass and are shown in the help.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import MISSING, Field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from babylm.train.config import MODELS, config_fields, resolve_config
+
+_MODEL_HELP = {
+    "flamingo": "Train the Flamingo baseline: an OPT-125M-shaped decoder with gated cross-attention "
+    "over a perceiver-resampled frozen ViT, on image-caption and text shards.",
+    "git": "Train the GIT baseline: GIT's 12-layer text decoder reading a frozen ViT through a "
+    "fresh visual projection, on image-caption and text shards.",
+    "noimg": "Train the text-only control of the multimodal track: GIT's decoder on the captions "
+    "(as text, without images) plus the text shards.",
+    "opt": "Train the OPT-125M causal LM baseline (2023 text track) on a tokens dataset.",
+    "roberta": "Train the RoBERTa-base masked LM baseline (2023 text track, 15% masking) on a tokens dataset.",
+}
+
+
+class _IntList(click.ParamType):
+    name = "N,N,..."
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> list[int]:
+        if isinstance(value, list):
+            return value
+        try:
+            return [int(x) for x in str(value).split(",") if x.strip()]
+        except ValueError:
+            self.fail(f"expected comma-separated integers, got {value!r}", param, ctx)
+
+
+def _default_text(f: Field) -> str:
+    if f.default is not MISSING:
+        value = f.default
+    elif f.default_factory is not MISSING:
+        value = f.default_factory()
+    else:
+        return ""
+    if value is None or value == "" or value == []:
+        return ""
+    if isinstance(value, bool):
+        return f" [default: {'on' if value else 'off'}]"
+    if isinstance(value, list):
+        value = ",".join(str(v) for v in value)
+    return f" [default: {value}]"
+
+
+def _option_for(f: Field) -> Callable:
+    """A click option for one config field (default None: 'not given on the command line')."""
+    meta = f.metadata
+    cli = meta.get("cli", {})
+    flag = "--" + f.name.replace("_", "-")
+    help_text = meta["help"] + _default_text(f)
+    type_name = str(f.type)
+    if cli.get("flag"):
+        return click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=help_text)
+    if cli.get("multiple"):
+        return click.option(flag, f.name, multiple=True, metavar="LOCATION", help=help_text)
+    if "choices" in cli:
+        return click.option(flag, f.name, type=click.Choice(cli["choices"]), default=None, help=help_text)
+    if type_name.startswith("list[int]"):
+        param_type: Any = _IntList()
+    elif type_name.startswith("int"):
+        param_type = int
+    elif type_name.startswith("float"):
+        param_type = float
+    else:
+        param_type = str
+    return click.option(flag, f.name, type=param_type, default=None, help=help_text)
+
+
+def training_options(func: Callable) -> Callable:
+    """Decorate `func` with one option per config field plus --config."""
+    for f in reversed(config_fields()):
+        func = _option_for(f)(func)
+    return click.option(
+        "--config",
+        "config_file",
+        type=click.Path(exists=True, dir_okay=False),
+        default=None,
+        help="TOML file with any of these options (keys are the option names with underscores); "
+        "options given on the command line win. RUN_DIR/config.toml of a run reproduces it.",
+    )(func)
+
+
+def _make_train_command(model: str) -> click.Command:
+    @click.command(model, help=_MODEL_HELP[model])
+    @training_options
+    def command(config_file: str | None, **options: Any) -> None:
+        cli = {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()}
+        cli = {k: v for k, v in cli.items() if v is not None and v != []}
+        try:
+            cfg = resolve_config(model, _absolute_paths(cli), config_file)
+        except ValueError as e:
+            raise click.UsageError(str(e)) from e
+        from babylm.train.trainer import train
+
+        sys.exit(train(cfg))
+
+    return command
+
+
+def _absolute_paths(cli: dict[str, Any]) -> dict[str, Any]:
+    """Local paths made absolute, so RUN_DIR/config.toml works from any directory."""
+
+    def fix(v: str) -> str:
+        return str(Path(v).resolve()) if "://" not in v and Path(v).exists() else v
+
+    out = dict(cli)
+    for k in ("tokenizer", "out", "vision_encoder"):
+        if k in out:
+            out[k] = fix(out[k]) if k != "out" else str(Path(out[k]).resolve())
+    if "data" in out:
+        out["data"] = [fix(v) for v in out["data"]]
+    return out
+
+
+train_commands = [_make_train_command(m) for m in MODELS]
+
+
+@click.command("export")
+@click.argument("checkpoint", type=click.Path(exists=True, file_okay=False))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--tokenizer", default=None, help="Tokenizer folder (default: the one the run trained with).")
+def export(checkpoint: str, out_dir: str, tokenizer: str | None) -> None:
+    """Write CHECKPOINT (a checkpoint folder, or a run folder: its newest) as a Hugging Face model
+    folder in OUT_DIR, loadable with AutoModelForCausalLM / AutoModelForMaskedLM."""
+    from babylm.train.checkpoint import load_model, resolve_checkpoint
+    from babylm.train.export import export_model
+
+    path = resolve_checkpoint(checkpoint)
+    model, kind, cfg = load_model(path)
+    out = export_model(model, "git" if kind == "noimg" else kind, out_dir, tokenizer or cfg["tokenizer"])
+    click.echo(f"exported {kind} from {path} to {out}")
+
+
+@click.command("plot")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_png", default=None, help="PNG to write (default: RUN_DIR/loss.png).")
+def plot(run_dir: str, out_png: str | None) -> None:
+    """Plot the loss curves (total, caption, text) and the learning rate of RUN_DIR."""
+    from babylm.train.metrics import plot as draw
+
+    click.echo(str(draw(run_dir, out_png)))
