@@ -104,7 +104,8 @@ def build_tokenizer(root: Path, out: Path) -> None:
 
 
 def run_ours(root: Path, tok: Path, out: Path, workers: int) -> tuple[float, int, int, float]:
-    """Wall time, tokens, lines and peak RSS (MiB, process tree) of `babylm-prep text`."""
+    """Wall time, tokens, lines and peak memory (MiB, PSS summed over the process tree) of
+    `babylm-prep text`."""
     prep = Path(sys.executable).with_name("babylm-prep")
     cmd = [str(prep), "text", "--corpus", "strict_10M", "--root", str(root)]
     cmd += ["--tokenizer", str(tok), "--out", str(out), "--workers", str(workers)]
@@ -133,7 +134,8 @@ def _sample_rss(pid: int, peak: list[float], stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             procs = [root, *root.children(recursive=True)]
-            total = sum(p.memory_info().rss for p in procs)
+            # PSS: forked workers share the parent's pages; RSS would count them once per process.
+            total = sum(getattr(p.memory_full_info(), "pss", 0) or p.memory_info().rss for p in procs)
             peak[0] = max(peak[0], total / 2**20)
         except psutil.Error:
             pass
@@ -182,7 +184,7 @@ def main() -> None:
         print(f"tokenizer trained ({time.perf_counter() - t:.0f}s)", flush=True)
         ours_s, ours_tok, ours_lines, rss = run_ours(tmp / "data", tmp / "tok", tmp / "shards", workers)
         ours_rate = ours_tok / ours_s
-        mem = f", peak RSS {rss:.0f} MiB (all processes)" if rss else ""
+        mem = f", peak memory {rss:.0f} MiB (PSS, main + workers)" if rss else ""
         print(
             f"babylm-prep text: {ours_lines:,} lines, {ours_tok:,} tokens in {ours_s:.1f}s{mem}", flush=True
         )

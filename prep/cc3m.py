@@ -32,6 +32,7 @@ from babylm.prep.image_options import (
     image_members,
     policy_from,
     read_payload,
+    resolve_out,
     run_command,
     wrap_errors,
 )
@@ -227,6 +228,7 @@ def cc3m_command(
 ) -> None:
     """Shard CC-3M image-caption pairs: resized JPEG + cleaned caption + metadata per sample."""
     folder = Path(src) if src else dataset_root(root) / "Conceptual-3M"
+    resolve_out(opts, f"cc3m-{split}")
     policy = policy_from(opts)
     params: dict[str, Any] = {"source": "cc3m", "layout": layout, "split": split}
     if layout == "downloader":

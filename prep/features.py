@@ -20,7 +20,14 @@ import numpy as np
 
 from babylm.prep.captions import CLEANERS
 from babylm.prep.image_job import Row, RowSkip
-from babylm.prep.image_options import InputError, common_options, run_command, safe_key, wrap_errors
+from babylm.prep.image_options import (
+    InputError,
+    common_options,
+    resolve_out,
+    run_command,
+    safe_key,
+    wrap_errors,
+)
 
 CLEAN_RULES = {
     "cc3m": "cc3m: strip, then remove the space before . : ! , ? ;",
@@ -165,8 +172,9 @@ def features_command(
     captions = Path(captions_file)
     states = [Path(p) for p in states_files]
     cleaning = guess_cleaning(captions) if cleaning == "auto" else cleaning
-    rows, inputs, dim, dtype = list_feature_rows(captions, states, cleaning)
     name = name or f"features-{safe_key(captions.stem)}"
+    resolve_out(opts, name)
+    rows, inputs, dim, dtype = list_feature_rows(captions, states, cleaning)
     params = {
         "source": "features",
         "caption_cleaning": CLEAN_RULES[cleaning],

@@ -6,7 +6,12 @@ sample (or raises `RowSkip`). This module shuffles the rows with the seed, cuts 
 work units of `samples_per_shard` input rows (unit i always covers the same rows, whatever the
 number of workers or parts), and runs the units not yet complete, each in one process that
 writes one tar shard atomically and then its unit record. Rows skipped while listing travel
-through the units too, so every input row is accounted for exactly once.
+through the units too, so every input row is accounted for exactly once. A unit whose rows are
+all skipped writes no shard; its record alone marks it done, so a rerun does not redo it.
+
+`--part I/N` processes the units u with u % N == I (round robin: every part gets a random mix).
+Parts may share one output folder (the last one to finish writes the manifest) or use their own
+folders, joined by `babylm-prep merge`. `Job.workers` processes share the units of this run.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from babylm.prep.image_manifest import (
     write_plan,
 )
 from babylm.prep.images import ImageSkip as RowSkip
+from babylm.prep.images import set_threads
 from babylm.shards import Manifest, TarShardWriter
 
 # Test hook: after this many units complete, the run kills its own process group (kill -9).
@@ -130,6 +136,7 @@ _progress_queue: Any = None
 def _init_worker(queue: Any) -> None:
     global _progress_queue
     _progress_queue = queue
+    set_threads(1)
     # The parent handles Ctrl-C; workers just stop when the pool is terminated.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -236,6 +243,7 @@ def run_job(job: Job) -> Manifest | None:
         return tqdm(total=total_rows, unit="img", desc=job.name, disable=job.progress is False or None)
 
     finished = 0
+    threads = set_threads(1)
     try:
         if job.workers <= 1 or len(todo) <= 1:
             bar = new_bar()
@@ -269,6 +277,7 @@ def run_job(job: Job) -> Manifest | None:
                 while not queue.empty():
                     update(*queue.get())
     finally:
+        set_threads(threads)
         gc.unfreeze()
         if bar is not None:
             bar.close()

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
@@ -22,6 +20,18 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 def safe_key(text: Any) -> str:
     """A sample-key fragment: anything but letters, digits, `_` and `-` becomes `_`."""
     return _UNSAFE.sub("_", str(text))
+
+
+def _part_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    try:
+        return parse_part(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from e
+
+
+def resolve_out(opts: dict[str, Any], name: str) -> None:
+    """Fix --out (default $BABYLM_ROOT_DIR/shards/NAME) before the slow listing starts."""
+    opts["out"] = default_out(opts.get("out"), name)
 
 
 def common_options(images: bool = True, samples_per_shard: int = 1000) -> Callable:
@@ -57,6 +67,7 @@ def common_options(images: bool = True, samples_per_shard: int = 1000) -> Callab
             ),
             click.option(
                 "--part",
+                callback=_part_callback,
                 help="Process only part I of N (0 <= I < N) of the work units, e.g. "
                 "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; join the parts with `babylm-prep merge`.",
             ),
@@ -124,10 +135,7 @@ def run_command(
     *, kind: str, name: str, rows: list[Row], processor: Any, params: dict[str, Any], opts: dict[str, Any]
 ) -> None:
     """Build the Job from the common options, run it, and print what happened."""
-    try:
-        part = parse_part(opts.get("part"))
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--part") from e
+    part = opts.get("part")
     out = default_out(opts.get("out"), name)
     job = Job(
         kind=kind,
@@ -190,21 +198,8 @@ def image_members(data: bytes, caption: str, info: dict[str, Any], policy: Image
     return {"jpg": img.jpeg, "txt": caption, "json": meta}
 
 
-def file_fingerprint(paths: list[Path], root: Path | None = None) -> dict[str, Any]:
-    """Name, size and sha256 of each (small to mid-size) input file, for the manifest params."""
-    out = {}
-    for p in paths:
-        sha = hashlib.sha256()
-        with open(p, "rb") as f:
-            for block in iter(lambda f=f: f.read(1 << 20), b""):
-                sha.update(block)
-        name = str(p.relative_to(root)) if root else p.name
-        out[name] = {"bytes": p.stat().st_size, "sha256": sha.hexdigest()}
-    return out
-
-
 def wrap_errors(fn: Callable) -> Callable:
-    """Turn input-format errors (ValueError/OSError with a message naming the file) into CLI errors."""
+    """Turn input errors (InputError, a missing file; the message names the file) into CLI errors."""
 
     @functools.wraps(fn)
     def inner(*args: Any, **kwargs: Any) -> Any:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import io
 import json
 import sys
-import textwrap
 from pathlib import Path
 
 import click
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 from tqdm import tqdm
 
 from babylm.shards import Dataset, iter_tar_samples, open_dataset, read_npy, verify_dataset
+from babylm.shards.sheet import render_contact_sheet
 
 
 def _open(location: str) -> Dataset:
@@ -60,29 +60,6 @@ def _first_samples(ds: Dataset, count: int) -> list[tuple[Image.Image | None, st
                 if len(out) >= count:
                     return out
     return out
-
-
-def render_contact_sheet(
-    items: list[tuple[Image.Image | None, str]], cols: int = 4, cell: int = 224
-) -> Image.Image:
-    """A grid of images, each with its caption wrapped underneath."""
-    font = ImageFont.load_default()
-    text_h = 64
-    rows = max(1, (len(items) + cols - 1) // cols)
-    sheet = Image.new("RGB", (cols * (cell + 8) + 8, rows * (cell + text_h + 8) + 8), "white")
-    draw = ImageDraw.Draw(sheet)
-    for i, (image, caption) in enumerate(items):
-        x = 8 + (i % cols) * (cell + 8)
-        y = 8 + (i // cols) * (cell + text_h + 8)
-        if image is not None:
-            thumb = image.copy()
-            thumb.thumbnail((cell, cell))
-            sheet.paste(thumb, (x + (cell - thumb.width) // 2, y + (cell - thumb.height) // 2))
-        else:
-            draw.rectangle([x, y, x + cell, y + cell], outline="gray")
-        lines = textwrap.wrap(caption, width=cell // 6)[:5]
-        draw.multiline_text((x, y + cell + 2), "\n".join(lines), fill="black", font=font)
-    return sheet
 
 
 @click.command("inspect")

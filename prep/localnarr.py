@@ -33,6 +33,7 @@ from babylm.prep.image_options import (
     image_members,
     policy_from,
     read_payload,
+    resolve_out,
     run_command,
     safe_key,
     wrap_errors,
@@ -243,6 +244,7 @@ def localnarr_command(
     def folder() -> Path:
         return Path(src) if src else dataset_root(root) / "LocalNarratives" / "LocalNarratives"
 
+    resolve_out(opts, "localnarr")
     policy = policy_from(opts)
     if layout == "anno":
         rows, inputs = list_anno_rows(folder())

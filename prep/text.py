@@ -96,11 +96,14 @@ def _resume_point(
 class _Run:
     """One pass of the pipeline: read blocks, tokenize in workers, write in order, count."""
 
-    def __init__(self, job: TextJob, out: Path, workers: int, batch_lines: int, progress: bool):
+    def __init__(
+        self, job: TextJob, out: Path, workers: int, batch_lines: int, progress: bool, fast_path: bool
+    ):
         self.job = job
         self.out = out
         self.workers = workers
         self.batch_lines = batch_lines
+        self.fast_path = fast_path
         self.run_id = job.fingerprint()
         self.writer = TokenShardWriter(out, job.tokenizer.vocab_size, job.shard_rows)
         self.start_file, self.start_line, self.counts = _resume_point(
@@ -162,7 +165,10 @@ class _Run:
         job = self.job
         try:
             with TokenizerPool(
-                job.tokenizer.backend_json, self.workers, job.tokenizer.fast.split_special_tokens
+                job.tokenizer.backend_json,
+                self.workers,
+                job.tokenizer.fast.split_special_tokens,
+                self.fast_path,
             ) as pool:
                 # Only now: tqdm starts a monitor thread, and the workers are forked without it.
                 self.bar = tqdm(
@@ -226,11 +232,16 @@ def build_manifest(job: TextJob, entries: list[ShardEntry], counts: list[list[in
 
 
 def prepare_text(
-    job: TextJob, out: Path, workers: int = 1, batch_lines: int = DEFAULT_BATCH_LINES, progress: bool = True
+    job: TextJob,
+    out: Path,
+    workers: int = 1,
+    batch_lines: int = DEFAULT_BATCH_LINES,
+    progress: bool = True,
+    fast_path: bool = True,
 ) -> Manifest:
     """Tokenize `job` into token shards under `out` (resuming from complete shards there) and
-    write the manifest last."""
-    run = _Run(job, out, workers, batch_lines, progress)
+    write the manifest last. `workers`, `batch_lines` and `fast_path` change speed, not output."""
+    run = _Run(job, out, workers, batch_lines, progress, fast_path)
     entries = run.run()
     manifest = build_manifest(job, entries, run.counts)
     write_manifest(out, manifest)
@@ -305,6 +316,14 @@ def default_workers() -> int:
     show_default=True,
     help="Lines per tokenizer call. Speed only; the output does not depend on it.",
 )
+@click.option(
+    "--fast-path/--no-fast-path",
+    default=True,
+    show_default=True,
+    help="With the recipe tokenizer, tokenize plain-ASCII lines by an exact shortcut (checked against "
+    "the Rust tokenizer at start-up and on a sample of lines) instead of the full Rust pipeline. "
+    "Speed only; the output is the same.",
+)
 def text_command(
     corpus: str,
     root: str | None,
@@ -316,6 +335,7 @@ def text_command(
     on_bad_utf8: str,
     shard_rows: int,
     batch_lines: int,
+    fast_path: bool,
 ) -> None:
     """Tokenize the BabyLM text of a track into Arrow token shards (one row per line) with a
     manifest of per-file line and token counts, the tokenizer's fingerprint and special ids.
@@ -330,7 +350,7 @@ def text_command(
     sources = [scan_file(p, CORPORA[corpus].halve) for p in paths]
     job = TextJob(corpus, split, sources, tokenizer, strip_newlines, on_bad_utf8, shard_rows)
     started = time.monotonic()
-    manifest = prepare_text(job, out_dir, workers=workers, batch_lines=batch_lines)
+    manifest = prepare_text(job, out_dir, workers=workers, batch_lines=batch_lines, fast_path=fast_path)
     elapsed = time.monotonic() - started
     bad = manifest.params["bad_utf8_lines"]
     click.echo(

@@ -17,23 +17,26 @@ from typing import Any
 import numpy as np
 
 _TOKENIZER: Any = None
+_FAST: Any = None
 
 
-def _init(tokenizer_json: str, split_special_tokens: bool) -> None:
+def _init(tokenizer_json: str, split_special_tokens: bool, fast_path: bool) -> None:
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     from tokenizers import Tokenizer
 
-    global _TOKENIZER
+    from babylm.prep.text_fastpath import FastPath
+
+    global _TOKENIZER, _FAST
     tok = Tokenizer.from_str(tokenizer_json)
     # What PreTrainedTokenizerFast.__call__ sets before encoding with its default arguments.
     tok.no_truncation()
     tok.no_padding()
     tok.encode_special_tokens = split_special_tokens
     _TOKENIZER = tok
+    _FAST = FastPath.for_tokenizer(tok) if fast_path else None
 
 
-def tokenize(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids of each text, with the post-processor's special tokens: (lengths, ids)."""
+def _rust(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     encodings = _TOKENIZER.encode_batch_fast(texts, add_special_tokens=True)
     ids = [e.ids for e in encodings]
     lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
@@ -41,17 +44,43 @@ def tokenize(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return lengths, values
 
 
+def tokenize(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids of each text, with the post-processor's special tokens: (lengths, ids)."""
+    if _FAST is None:
+        return _rust(texts)
+    lengths_list, values_list, fallback = _FAST.encode_batch(texts)
+    lengths = np.asarray(lengths_list, dtype=np.int64)
+    values = np.asarray(values_list, dtype=np.uint32)
+    if not fallback:
+        return lengths, values
+    # Splice the rows left to the Rust tokenizer into their places (their length is 0 so far).
+    rust_lengths, rust_values = _rust([texts[i] for i in fallback])
+    starts = np.concatenate([[0], np.cumsum(lengths)])[fallback]
+    rust_starts = np.concatenate([[0], np.cumsum(rust_lengths)])
+    parts, prev = [], 0
+    for k, pos in enumerate(starts.tolist()):
+        parts += [values[prev:pos], rust_values[rust_starts[k] : rust_starts[k + 1]]]
+        prev = pos
+    parts.append(values[prev:])
+    lengths[fallback] = rust_lengths
+    return lengths, np.concatenate(parts)
+
+
 class TokenizerPool:
     """`workers` processes tokenizing batches; results come back in submission order and at most
     `depth` batches are in flight, so memory does not grow with the corpus."""
 
-    def __init__(self, tokenizer_json: str, workers: int, split_special_tokens: bool = False):
+    def __init__(
+        self, tokenizer_json: str, workers: int, split_special_tokens: bool = False, fast_path: bool = True
+    ):
         # fork where it is safe (Linux): a spawned worker would re-import the `babylm-prep` entry
         # point with every command in it, seconds per worker. Each worker builds its own tokenizer
         # from JSON after the fork, so no Rust state is shared; create the pool before any thread.
         method = "fork" if sys.platform.startswith("linux") else "spawn"
         ctx = multiprocessing.get_context(method)
-        self._pool = ctx.Pool(workers, initializer=_init, initargs=(tokenizer_json, split_special_tokens))
+        self._pool = ctx.Pool(
+            workers, initializer=_init, initargs=(tokenizer_json, split_special_tokens, fast_path)
+        )
         self.depth = 2 * workers + 2
         self._inflight: deque[tuple[Any, Any]] = deque()
 

@@ -102,6 +102,5 @@ class TokenSource:
         return out
 
     def batch(self, ids: np.ndarray) -> dict[str, Any]:
-        """A tokens batch: chunk ids as keys, input_ids and labels (= input_ids)."""
-        input_ids = torch.from_numpy(self.chunks(ids))
-        return {"keys": [int(i) for i in ids], "input_ids": input_ids, "labels": input_ids.clone()}
+        """Chunk ids as keys and the chunks as input_ids (labels are added by the consumer)."""
+        return {"keys": [int(i) for i in ids], "input_ids": torch.from_numpy(self.chunks(ids))}

@@ -10,13 +10,17 @@ How it is built, and what webdataset does in it:
   `split_by_worker`, whose shard dealing makes ranks unequal and the order topology-dependent;
 - samples are read by byte range through a cached tar index (`data_tar`), because webdataset's
   tar reader is a stream and cannot start mid-shard; a resume reads nothing it skips;
-- decoding is webdataset's `Decoder` with a simplejpeg handler (`data_collate`); batches have
-  fixed membership from the plan, so they are assembled by the plan, not `wds.batched`.
+- text and `.npy` members go through webdataset's `Decoder`; JPEGs are decoded by simplejpeg
+  straight into the batch buffer (`data_collate`), which webdataset's per-sample handlers
+  cannot do; batches have fixed membership from the plan, so they are assembled by the plan,
+  not by `wds.batched` (which would refill a batch that lost a corrupt sample from the next).
 
 Batch formats (per rank):
 - image_text: {"keys": [str], "captions": [str], "pixel_values": uint8 (B, 3, S, S),
   "input_ids", "attention_mask", "labels": long (B, T)} (token fields only with a tokenizer;
-  no pixel_values with images=False);
+  no pixel_values with images=False). pixel_values has channels-last strides (it is a view of
+  the (B, S, S, 3) decode buffer); `.to(device)` then normalizing on the device handles that,
+  `.contiguous()` makes it NCHW-contiguous if some code needs it;
 - features: the same with "image_embeds": float32 (B, 768) or (B, N, 768) instead of pixels;
 - tokens: {"keys": [chunk id], "input_ids": long (B, seq_len), "labels": a copy of input_ids};
 - paired (`PairedLoader`): {"caption": image_text/features batch, "text": tokens batch}.
@@ -165,7 +169,7 @@ class ShardLoader:
                     raise RuntimeError(f"loader got step {step} while expecting {self.step}")
                 self._account(batch.pop("_corrupt"))
                 self.step = step + 1
-                yield batch
+                yield self.source.finish(batch)
         self._finish_epoch()
 
     def _batches(self, stream: _EpochStream) -> Iterator[dict[str, Any]]:
@@ -281,7 +285,7 @@ def build_loader(
     world_size: int = 1,
     rank: int = 0,
     workers: int = 0,
-    text_workers: int | None = None,
+    text_workers: int = 0,
     seed: int = 0,
     seq_len: int = 128,
     image_prefix: str | None = "<image> ",
@@ -296,11 +300,26 @@ def build_loader(
     pin_memory: bool = False,
     prefetch_factor: int = 2,
 ) -> ShardLoader | PairedLoader:
-    """The loader of one rank. `kind` defaults to the manifest's; `paired` needs `text_location`.
+    """The loader of one rank: what every torchrun rank of the trainer calls.
 
-    `batch_size` is per rank; the global batch is batch_size x world_size. With `text_location`
-    (or kind="paired") the result is a `PairedLoader` of the caption stream at `location` and
-    the tokens stream at `text_location` (batch `text_batch_size`, default `batch_size`).
+    - `location`: dataset folder(s) or URL(s) of one kind; `kind` defaults to the manifest's.
+      With `text_location` (or kind="paired") the result is a `PairedLoader` of the caption
+      stream at `location` and the tokens stream at `text_location`.
+    - `batch_size` is per rank (global batch = batch_size x world_size); `text_batch_size`
+      (default `batch_size`) for the tokens stream of a paired loader.
+    - `workers`: DataLoader worker processes for image/feature batches. `text_workers` defaults
+      to 0: a 128x128 token batch takes about a millisecond in-process, less than moving it
+      out of a worker. For a tokens-only loader, pass workers=0 for the same reason.
+    - `seed`, `block_size`, `shuffle_buffer` (and `seq_len` for tokens) fix the order; a resume
+      must use the same values (`load_state_dict` checks).
+    - `tokenizer` (object or path): captions are tokenized in the workers with `image_prefix`
+      (None for no prefix) and truncation at `max_caption_tokens`; without one, batches carry
+      only the caption strings. `images=False` skips image decoding (the text-only control).
+    - `image_size`: side of the square uint8 images; other sizes are center-cropped.
+    - `max_corrupt_fraction`: undecodable samples beyond this fraction of an epoch fail loudly.
+    - `storage_options`: fsspec options for remote locations (e.g. {"endpoint_url": ...,
+      "key": ..., "secret": ...} for S3-compatible storage); `cache_dir`: where tar indexes
+      are cached (default $BABYLM_CACHE_DIR or ~/.cache/babylm).
     """
     if tokenizer is not None and workers > 0:
         # Forked workers tokenize; the Rust thread pool must not be live across the fork.
@@ -335,7 +354,7 @@ def build_loader(
         text = ShardLoader(
             text_src,
             text_batch_size or batch_size,
-            workers=workers if text_workers is None else text_workers,
+            workers=text_workers,
             **common,
         )
         return PairedLoader(caption, text)

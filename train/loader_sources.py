@@ -3,8 +3,8 @@
 A source knows its number of items per epoch (`num_items`: samples, or token chunks), the plan
 parameters that fix its order (`plan()`, stored in the loader state), the epoch order
 (`order(seed, epoch)`, computed once per epoch in the rank's main process and inherited by the
-forked workers) and how to assemble the batch at given positions of that order (`batch`), which
-runs in the workers. `make_source` resolves dataset locations into a source.
+forked workers), how to assemble the batch at given positions of that order (`batch`, run in
+the workers) and what to add to it in the consumer process (`finish`). `make_source` resolves dataset locations into a source.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ DEFAULT_BLOCK_SIZE = 128
 DEFAULT_SHUFFLE_BUFFER = 2048
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)
 def _cached_sample_order(counts: tuple[int, ...], seed: int, epoch: int, block: int, buffer: int):
     return sample_order(counts, seed, epoch, block, buffer)
 
@@ -77,6 +77,9 @@ class TarSource:
         out["_corrupt"] = corrupt
         return out
 
+    def finish(self, batch: dict[str, Any]) -> dict[str, Any]:
+        return batch
+
 
 class TokenChunks:
     """tokens shards: chunk permutation per epoch, chunks cut from the memory-mapped stream."""
@@ -98,6 +101,12 @@ class TokenChunks:
         out = self.source.batch(order[positions])
         out["_corrupt"] = []
         return out
+
+    def finish(self, batch: dict[str, Any]) -> dict[str, Any]:
+        # labels = input_ids, copied here in the consumer: moving a second tensor out of a
+        # worker costs more (a shared-memory segment each) than this copy.
+        batch["labels"] = batch["input_ids"].clone()
+        return batch
 
 
 def _locations(location: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:

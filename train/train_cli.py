@@ -105,9 +105,13 @@ def _make_train_command(model: str) -> click.Command:
             cfg = resolve_config(model, _absolute_paths(cli), config_file)
         except ValueError as e:
             raise click.UsageError(str(e)) from e
-        from babylm.train.trainer import train
+        from babylm.train.trainer import SetupError, train
 
-        sys.exit(train(cfg))
+        try:
+            code = train(cfg)
+        except SetupError as e:
+            raise click.UsageError(str(e)) from e
+        sys.exit(code)
 
     return command
 

@@ -46,6 +46,10 @@ DROPOUT_NAMES = ("hidden_dropout_prob", "attention_probs_dropout_prob")  # GIT a
 MODEL_INPUTS = ("input_ids", "attention_mask", "labels", "pixel_values", "image_embeds")
 
 
+class SetupError(ValueError):
+    """A run that cannot start as configured (data kinds, tokenizer); the CLI shows it as usage."""
+
+
 @dataclass
 class Dist:
     """Where this process sits in the job."""
@@ -129,7 +133,7 @@ def build_model_for(cfg: TrainConfig, tokenizer: Any, vision: str | None) -> nn.
     kind = "git" if cfg.model == "noimg" else cfg.model
     image_id = tokenizer.convert_tokens_to_ids("<image>")
     if cfg.model == "flamingo" and (image_id is None or image_id == tokenizer.unk_token_id):
-        raise ValueError(f"{cfg.tokenizer}: flamingo needs an <image> token in the tokenizer")
+        raise SetupError(f"{cfg.tokenizer}: flamingo needs an <image> token in the tokenizer")
     overrides = {}
     if cfg.dropout is not None:
         names = ("dropout", "attention_dropout") if kind in ("flamingo", "opt") else DROPOUT_NAMES
@@ -165,7 +169,7 @@ def build_data(
     captions = [loc for loc, k in kinds.items() if k in ("image_text", "features")]
     texts = [loc for loc, k in kinds.items() if k == "tokens"]
     if not captions or len(texts) != 1:
-        raise ValueError(
+        raise SetupError(
             f"{cfg.model} needs one or more image_text/features datasets and one tokens dataset in --data; "
             f"got {', '.join(f'{loc} ({k})' for loc, k in kinds.items())}"
         )
@@ -242,7 +246,7 @@ def _run(cfg: TrainConfig, d: Dist) -> int:
     weights = list(cfg.mix_weights) if cfg.multimodal else [1.0]
     steps_per_epoch = loader.steps_per_epoch // accum
     if steps_per_epoch == 0:
-        raise ValueError(f"the data has fewer samples than one global batch of {cfg.global_batch_size}")
+        raise SetupError(f"the data has fewer samples than one global batch of {cfg.global_batch_size}")
     total = steps_per_epoch * cfg.num_epochs
     total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
 
@@ -318,7 +322,7 @@ def _run(cfg: TrainConfig, d: Dist) -> int:
         loader.set_epoch(epoch)
         batches = iter(loader)
         for _ in range(min((epoch + 1) * steps_per_epoch, total) - step):
-            raw = [next(batches) for _ in range(accum)]
+            raw = [_next_batch(batches) for _ in range(accum)]
             cpu = [[on_cpu(r[s] if n_streams > 1 else r, i) for s in streams] for i, r in enumerate(raw)]
             counts = torch.tensor(
                 [[count_targets(b["labels"], masked_lm) for b in mb] for mb in cpu], dtype=torch.float64
@@ -414,6 +418,17 @@ def _run(cfg: TrainConfig, d: Dist) -> int:
             print(f"Done: {step} steps; checkpoints in {run_dir / ckpt.CKPT_DIR}", flush=True)
     d.barrier()
     return 0
+
+
+def _next_batch(batches: Any) -> Any:
+    """next(batches) without touching the global CPU RNG, which dropout draws from: a DataLoader
+    takes a seed from it whenever it starts workers (at an epoch start, or at a resume), which
+    would make a resumed run's dropout differ from an uninterrupted one's."""
+    state = torch.get_rng_state()
+    try:
+        return next(batches)
+    finally:
+        torch.set_rng_state(state)
 
 
 def _rates(

@@ -6,11 +6,12 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from babylm.prep.captions import clean_cc3m_caption, clean_ln_caption
-from babylm.prep.images import ImagePolicy, ImageSkip, _decode_jpeg_fast, process_image, sniff
-from tests.prep.raw_fixtures import bad_image_bytes, exif_jpeg, jpeg_bytes, png_claiming_size
+from babylm.prep.image_exif import jpeg_orientation
+from babylm.prep.images import ImagePolicy, ImageSkip, _decode_jpeg_fast, _resize_array, process_image, sniff
+from tests.prep.raw_fixtures import bad_image_bytes, exif_jpeg, jpeg_bytes, photo, png_claiming_size
 
 POLICY = ImagePolicy()
 BAD = bad_image_bytes()
@@ -119,10 +120,38 @@ def test_exact_and_shorter_resize():
 def test_jpeg_is_decoded_at_reduced_dct_scale():
     data = jpeg_bytes(0, (800, 600))
     small = _decode_jpeg_fast(data, POLICY)
-    assert small is not None and small.size == (300, 225)  # 3/8 scale: smallest with both sides >= 224
+    assert small is not None and small.shape == (225, 300, 3)  # 3/8 scale: smallest with both sides >= 224
     out = decoded(process_image(data, POLICY).jpeg)
     naive = np.asarray(Image.open(io.BytesIO(data)).convert("RGB").resize((224, 224), Image.BILINEAR))
     assert np.abs(out.astype(int) - naive.astype(int)).mean() < 8
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_parser_agrees_with_pil(orientation):
+    data = exif_jpeg(orientation)
+    assert jpeg_orientation(data) == Image.open(io.BytesIO(data)).getexif().get(0x0112) == orientation
+    out = decoded(process_image(data, ImagePolicy(resize="shorter", size=50)).jpeg).astype(int)
+    ref = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+    ref = np.asarray(ref.resize(out.shape[1::-1], Image.BILINEAR)).astype(int)
+    assert np.abs(out - ref).mean() < 4  # same orientation as PIL's exif_transpose
+
+
+def test_orientation_parser_survives_missing_or_broken_exif():
+    assert jpeg_orientation(jpeg_bytes()) == 1
+    broken = exif_jpeg(6)
+    i = broken.index(b"Exif")
+    assert jpeg_orientation(broken[: i + 12]) == 1  # cut inside the EXIF block
+    assert jpeg_orientation(b"\xff\xd8\xff\xe1\x00\x10Exif\x00\x00XX") == 1
+
+
+def test_resize_matches_pil_bilinear():
+    arr = np.asarray(photo(1, (333, 250)))
+    ours = _resize_array(arr, (224, 224))
+    pil = np.asarray(Image.fromarray(arr).resize((224, 224), Image.BILINEAR))
+    assert ours.shape == (224, 224, 3) and ours.dtype == np.uint8
+    assert np.abs(ours.astype(int) - pil.astype(int)).max() <= 2
+    up = _resize_array(arr[:20, :30], (60, 40))  # small images are scaled up
+    assert up.shape == (40, 60, 3)
 
 
 def test_quality_option_changes_the_encoding():

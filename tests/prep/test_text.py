@@ -18,9 +18,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from babylm.prep import text_worker
 from babylm.prep.cli import main
 from babylm.prep.text_corpus import CORPORA
+from babylm.prep.text_fastpath import FastPath
 from babylm.prep.text_shards import BatchArrowShard
+from babylm.prep.tokenizer import save_tokenizer, train_tokenizer
 from babylm.shards import open_dataset, read_token_table, token_column, verify_dataset
 
 # Every case the reader must get right, spread over the files of a corpus.
@@ -36,6 +39,20 @@ TRICKY = {
     "switchboard": "A:\tyeah i think so , uh-huh .\nB:\tOkay, uh,\n",
     "wikipedia": "".join(f"line {i} of the last file about 3 little pigs .\n" for i in range(25)),
 }
+
+
+@pytest.fixture(scope="module")
+def recipe_tokenizer_dir(tmp_path_factory) -> Path:
+    """A small tokenizer trained with the real recipe (so the ASCII fast path applies to it)."""
+    lines = [t for text in TRICKY.values() for t in text.splitlines()] * 20
+    tok = train_tokenizer(iter([lines]), len(lines), vocab_size=150, show_progress=False)
+    return save_tokenizer(tok, tmp_path_factory.mktemp("recipe_tok"))
+
+
+@pytest.fixture(params=["tiny", "recipe"])
+def any_tokenizer_dir(request, tiny_tokenizer_dir, recipe_tokenizer_dir) -> Path:
+    """The shared tiny tokenizer (Rust path only) and a recipe one (fast path for ASCII lines)."""
+    return tiny_tokenizer_dir if request.param == "tiny" else recipe_tokenizer_dir
 
 
 def write_corpus(
@@ -94,13 +111,13 @@ def folder_bytes(out: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
 
 
-def test_token_stream_equals_the_original_token_for_token(tmp_path, tiny_tokenizer_dir):
+def test_token_stream_equals_the_original_token_for_token(tmp_path, any_tokenizer_dir):
     folder = write_corpus(tmp_path, "strict_10M")
     out = tmp_path / "out"
     run_text(
-        *text_args(tmp_path, tiny_tokenizer_dir, out, "strict_10M", "--shard-rows", "8", "--workers", "1")
+        *text_args(tmp_path, any_tokenizer_dir, out, "strict_10M", "--shard-rows", "8", "--workers", "1")
     )
-    expected = original_rows(folder, "strict_10M", "train", tiny_tokenizer_dir)
+    expected = original_rows(folder, "strict_10M", "train", any_tokenizer_dir)
     got = shard_rows(out)
     assert got == expected  # row for row, hence the concatenated stream token for token
     assert sum(got, []) == sum(expected, [])
@@ -326,3 +343,47 @@ def test_default_out_and_help(tmp_path, tiny_tokenizer_dir, monkeypatch):
         "--batch-lines",
     ):
         assert option in help_text
+
+
+def test_fast_path_applies_to_the_recipe_only(tiny_tokenizer_dir, recipe_tokenizer_dir):
+    from tokenizers import Tokenizer
+
+    assert FastPath.for_tokenizer(Tokenizer.from_file(str(recipe_tokenizer_dir / "tokenizer.json")))
+    # The shared tiny tokenizer's normalizer is not the recipe's: every line goes through Rust.
+    assert FastPath.for_tokenizer(Tokenizer.from_file(str(tiny_tokenizer_dir / "tokenizer.json"))) is None
+
+
+def test_fast_path_gives_the_rust_tokenizers_ids(recipe_tokenizer_dir, monkeypatch):
+    import random
+    import string
+
+    from tokenizers import Tokenizer
+
+    rng = random.Random(7)
+    alphabet = (
+        string.ascii_letters + string.digits + string.punctuation + "    \t\t\n\x0b\x0c\x7f\x00éñ—▁\ufffd"
+    )
+    texts = ["".join(rng.choices(alphabet, k=rng.randint(0, 60))) for _ in range(3000)]
+    texts += ["", "\n", " \n", "<image> a\n", "a <PERSON>\n", "Ünïcode line\n", "tab\tsep\n", "x" * 300]
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")  # _init sets it; restored afterwards
+    monkeypatch.setattr(text_worker, "_TOKENIZER", None)
+    monkeypatch.setattr(text_worker, "_FAST", None)
+    text_worker._init((recipe_tokenizer_dir / "tokenizer.json").read_text(), False, True)
+    assert text_worker._FAST is not None
+    lengths, values = text_worker.tokenize(texts)  # fast path with Rust rows spliced in
+    tok = Tokenizer.from_file(str(recipe_tokenizer_dir / "tokenizer.json"))
+    expected = [e.ids for e in tok.encode_batch(texts)]
+    assert lengths.tolist() == [len(ids) for ids in expected]
+    assert values.tolist() == sum(expected, [])
+    _, _, fallback = text_worker._FAST.encode_batch(texts)
+    assert 0 < len(fallback) < len(texts)  # both paths were exercised
+
+
+def test_no_fast_path_writes_the_same_bytes(tmp_path, recipe_tokenizer_dir):
+    write_corpus(tmp_path, "strict_10M")
+    for name, flag in (("fast", "--fast-path"), ("rust", "--no-fast-path")):
+        run_text(
+            *text_args(tmp_path, recipe_tokenizer_dir, tmp_path / name, "strict_10M", "--shard-rows", "9"),
+            flag,
+        )
+    assert folder_bytes(tmp_path / "fast") == folder_bytes(tmp_path / "rust")

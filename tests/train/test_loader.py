@@ -9,13 +9,14 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import simplejpeg
 import torch
 
 import babylm.train.data_collate as data_collate
 from babylm.train.data_plan import sample_order
 from babylm.train.data_tar import ShardError
 from babylm.train.loader import CorruptDataError, ShardLoader, build_loader
-from tests.train.loader_fixtures import key_of, write_image_text, write_tokens
+from tests.train.loader_fixtures import key_of, tiny_jpeg, write_image_text, write_tokens
 
 UNEVEN = [37, 5, 61, 1, 20, 9]  # 133 samples
 
@@ -248,10 +249,27 @@ def test_text_only_captions_skip_image_decoding(tmp_path, make, monkeypatch):
     assert sum(len(b["captions"]) for b in batches) == 16  # nothing to decode, nothing corrupt
 
 
+def reference_pixels(key: str, size: int) -> np.ndarray:
+    shard, i = int(key[1:3]), int(key[4:])
+    return simplejpeg.decode_jpeg(tiny_jpeg(shard * 1000 + i, size), colorspace="RGB").transpose(2, 0, 1)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_pixels_are_the_decoded_jpeg_in_uint8_nchw(tmp_path, make, workers):
+    data = write_image_text(tmp_path / "it", [9, 7])
+    for batch in make(data, batch_size=4, workers=workers):
+        pix = batch["pixel_values"]
+        assert pix.shape == (4, 3, 32, 32) and pix.dtype == torch.uint8
+        for key, img in zip(batch["keys"], pix.contiguous(), strict=True):
+            assert np.array_equal(img.numpy(), reference_pixels(key, 32))
+
+
 def test_images_of_other_sizes_are_center_cropped(tmp_path, make):
     data = write_image_text(tmp_path / "big", [5], image_size=48)
     batch = next(iter(make(data, batch_size=5, image_size=32)))
     assert batch["pixel_values"].shape == (5, 3, 32, 32) and batch["pixel_values"].dtype == torch.uint8
+    for key, img in zip(batch["keys"], batch["pixel_values"], strict=True):
+        assert np.array_equal(img.numpy(), reference_pixels(key, 48)[:, 8:40, 8:40])
     small = next(iter(make(data, batch_size=5, image_size=64)))
     assert small["pixel_values"].shape == (5, 3, 64, 64)
 

@@ -1,0 +1,126 @@
+"""2-process torchrun runs of the trainer (gloo on CPU): learning, frozen encoder, exact resume,
+SIGTERM to one rank, export. One uninterrupted run is the reference for every resume test."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import torch
+
+from tests.train.test_trainer import (
+    assert_same_weights,
+    final_weights,
+    metrics,
+    train_args,
+    write_trainer_data,
+)
+
+pytestmark = pytest.mark.slow
+STEPS = ["--max-steps", "8", "--save-every", "4", "--keep", "5"]
+# Two ranks x micro-batch 2 x 2 accumulation steps = the global batch of 8.
+DDP = ["--batch-size", "2"]
+
+
+def torchrun(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start `babylm-train ARGS` on 2 local processes (--standalone picks a free port)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    cmd += ["-m", "babylm.train", *args]
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 300) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out[-4000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, tiny_tokenizer_dir) -> dict[str, str]:
+    return write_trainer_data(tmp_path_factory.mktemp("ddp_data"), tiny_tokenizer_dir)
+
+
+@pytest.fixture(scope="module")
+def reference(data, tmp_path_factory) -> Path:
+    """An uninterrupted 8-step Flamingo run with dropout on and gradient accumulation."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    finish(torchrun(train_args("flamingo", data, out, *STEPS, *DDP)))
+    return out
+
+
+def test_two_ranks_learn_with_a_frozen_encoder(reference, data):
+    from babylm.train.models import load_vision_encoder
+
+    info = json.loads((reference / "run.json").read_text())
+    assert (info["world_size"], info["accumulation_steps"], info["batch_size_per_device"]) == (2, 2, 2)
+    recs = metrics(reference)
+    assert [r["step"] for r in recs] == list(range(1, 9))
+    assert recs[-1]["loss"] < 0.8 * recs[0]["loss"]
+    weights = final_weights(reference)
+    for name, value in load_vision_encoder(data["vit"])[0].state_dict().items():
+        assert torch.equal(weights[f"model.decoder.img_encoder.{name}"], value), name
+    state = torch.load(reference / "checkpoints/step-00000008/trainer.pt", weights_only=True)
+    trainable = sum(1 for k in weights if "img_encoder" not in k) - 1  # lm_head is tied
+    assert len(state["optimizer"]["state"]) <= trainable
+
+
+def test_sigterm_to_one_rank_saves_and_resumes_exactly(reference, data, tmp_path):
+    """The exact-resume test too: a stopped-and-resumed run (with a loader worker per rank, the
+    reference has none) must end with the reference's parameters, bit for bit."""
+    out = tmp_path / "preempted"
+    args = train_args("flamingo", data, out, *STEPS, *DDP, "--workers", "1")
+    proc = torchrun(args, env={"BABYLM_TEST_STEP_DELAY": "0.4"})
+    deadline = time.time() + 240
+    while not ((out / "metrics.jsonl").exists() and len(metrics(out)) >= 2):
+        assert proc.poll() is None and time.time() < deadline, "the run ended before it could be signalled"
+        time.sleep(0.05)
+    ranks = {p.environ().get("RANK"): p for p in psutil.Process(proc.pid).children()}
+    os.kill(ranks["1"].pid, signal.SIGTERM)  # only one rank hears it, as when only an agent forwards it
+    output = finish(proc)
+    assert "Stopped by SIGTERM" in output and "--resume auto" in output
+    (stopped, meta), *_ = [c for c in _checkpoints(out) if "preempt" in c[1]["tags"]]
+    assert 2 <= meta["step"] < 8
+    assert not (out / "done.json").exists()
+
+    finish(torchrun(["flamingo", "--config", str(out / "config.toml"), "--resume", "auto"]))
+    assert_same_weights(final_weights(reference), final_weights(out))
+    assert [r["step"] for r in metrics(out)] == list(range(1, 9))  # steps after the stop logged once
+
+
+def _checkpoints(run_dir: Path) -> list[tuple[Path, dict]]:
+    from babylm.train.checkpoint import list_checkpoints
+
+    return list_checkpoints(run_dir)
+
+
+def test_export_of_a_trained_flamingo_loads_standalone(reference, tmp_path):
+    from click.testing import CliRunner
+    from transformers import AutoModelForCausalLM, AutoProcessor
+
+    from babylm.train.checkpoint import load_model
+    from babylm.train.cli import main
+
+    result = CliRunner().invoke(
+        main, ["export", str(reference / "checkpoints/step-00000008"), str(tmp_path / "hf")]
+    )
+    assert result.exit_code == 0, result.output
+    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "hf", trust_remote_code=True).eval()
+    processor = AutoProcessor.from_pretrained(tmp_path / "hf", trust_remote_code=True)
+    from PIL import Image
+
+    inputs = processor(
+        images=[Image.new("RGB", (32, 32), "red")], text=["<image> a red square"], return_tensors="pt"
+    )
+    ours, _, _ = load_model(reference / "checkpoints/step-00000008")
+    with torch.no_grad():
+        a = exported(input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"]).logits
+        b = ours(input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"]).logits
+    torch.testing.assert_close(a, b)

@@ -1,0 +1,194 @@
+"""`babylm-train evaluate`: does the model use the picture?
+
+On held-out image-caption shards it measures the caption loss with the right images and with the
+images shuffled within each batch (same captions, same model). A model that looks at the image has a
+clearly lower loss with the right ones. It also writes greedy captions beside their images (a
+contact sheet PNG), the loss curves of the run, and `eval.json` with the figures.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import torch
+from PIL import Image
+
+from babylm.shards import iter_tar_samples, open_dataset
+from babylm.shards.sheet import render_contact_sheet
+from babylm.train.checkpoint import load_model, resolve_checkpoint
+from babylm.train.data_collate import SampleCollate, load_tokenizer
+from babylm.train.models import normalize_images, token_loss_sum
+
+
+def _raw_batches(location: str, batch_size: int, max_samples: int) -> Iterator[list[dict[str, Any]]]:
+    """Samples of a dataset in manifest order (held-out data needs no shuffling), in batches."""
+    ds = open_dataset(location)
+    batch: list[dict[str, Any]] = []
+    seen = 0
+    for entry in ds.manifest.shards:
+        with ds.open_shard(entry) as f:
+            for sample in iter_tar_samples(f, entry.path):
+                batch.append(sample)
+                seen += 1
+                if len(batch) == batch_size:
+                    yield batch
+                    batch = []
+                if seen >= max_samples:
+                    break
+        if seen >= max_samples:
+            break
+    if len(batch) > 1:  # shuffling needs two images
+        yield batch
+
+
+def _model_inputs(model: torch.nn.Module, batch: dict[str, Any], shuffle: bool) -> dict[str, Any]:
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
+    if "pixel_values" in batch:
+        pixels = normalize_images(batch["pixel_values"], model)
+        inputs["pixel_values"] = pixels.roll(1, dims=0) if shuffle else pixels
+    else:
+        embeds = batch["image_embeds"]
+        inputs["image_embeds"] = embeds.roll(1, dims=0) if shuffle else embeds
+    return inputs
+
+
+@torch.no_grad()
+def caption_losses(
+    model: torch.nn.Module, collate: SampleCollate, location: str, batch_size: int, max_samples: int
+) -> dict[str, float]:
+    """Mean per-token caption loss with matched and with shuffled images."""
+    sums = {"matched": 0.0, "shuffled": 0.0}
+    targets = 0
+    samples = 0
+    for raws in _raw_batches(location, batch_size, max_samples):
+        batch, _bad = collate(raws)
+        if len(batch["keys"]) < 2:
+            continue
+        for name in sums:
+            loss_sum, n = token_loss_sum(model, _model_inputs(model, batch, shuffle=name == "shuffled"))
+            sums[name] += float(loss_sum)
+        targets += int(n)
+        samples += len(batch["keys"])
+    if not targets:
+        raise click.ClickException(f"{location}: no image-caption pairs to evaluate")
+    matched, shuffled = sums["matched"] / targets, sums["shuffled"] / targets
+    return {
+        "samples": samples,
+        "target_tokens": targets,
+        "matched_loss": matched,
+        "shuffled_loss": shuffled,
+        "image_gain": shuffled - matched,
+        "matched_perplexity": math.exp(min(matched, 50)),
+        "shuffled_perplexity": math.exp(min(shuffled, 50)),
+    }
+
+
+@torch.no_grad()
+def greedy_captions(
+    model: torch.nn.Module, kind: str, tokenizer: Any, collate: SampleCollate, location: str, count: int
+) -> list[tuple[Image.Image, str]]:
+    """(image, "true: ... / model: ...") for the first `count` held-out images."""
+    raws = next(_raw_batches(location, count, count), [])
+    batch, _ = collate(raws)
+    prompt = "<image>" if kind == "flamingo" else tokenizer.eos_token
+    prompt_ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    out = []
+    for i, raw in enumerate(r for r in raws if r["__key__"] in batch["keys"]):
+        extra = _model_inputs(model, {**batch, "labels": batch["input_ids"]}, shuffle=False)
+        extra = {k: v[i : i + 1] for k, v in extra.items() if k in ("pixel_values", "image_embeds")}
+        ids = model.generate(
+            input_ids=prompt_ids,
+            attention_mask=torch.ones_like(prompt_ids),
+            max_new_tokens=24,
+            do_sample=False,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            **extra,
+        )
+        text = tokenizer.decode(ids[0, prompt_ids.shape[1] :], skip_special_tokens=True).strip()
+        image = Image.open(io.BytesIO(raw["jpg"])).convert("RGB") if "jpg" in raw else None
+        out.append((image, f"true: {batch['captions'][i]}\nmodel: {text}"))
+    return out
+
+
+def evaluate(
+    checkpoint: str,
+    data: str,
+    out_dir: str | Path,
+    tokenizer_path: str | None = None,
+    batch_size: int = 32,
+    max_samples: int = 1024,
+    examples: int = 8,
+) -> dict[str, Any]:
+    """Write `out_dir/eval.json`, `captions.png` and (when the run has metrics) `loss.png`."""
+    from babylm.train.metrics import plot
+
+    ckpt = resolve_checkpoint(checkpoint, checkpoint)
+    if ckpt is None:
+        raise click.ClickException(f"{checkpoint}: no complete checkpoint found")
+    model, kind, config = load_model(ckpt)
+    if kind not in ("flamingo", "git"):
+        raise click.ClickException(f"evaluate needs a multimodal run (flamingo or git), this one is {kind}")
+    tokenizer = load_tokenizer(tokenizer_path or config["tokenizer"])
+    dataset_kind = open_dataset(data).kind
+    collate = SampleCollate(
+        dataset_kind,
+        tokenizer,
+        image_prefix="<image> " if kind == "flamingo" else None,
+        image_size=int(getattr(model, "image_size", 224)),
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"checkpoint": str(ckpt), "data": str(data), "model": kind}
+    result.update(caption_losses(model, collate, data, batch_size, max_samples))
+    items = greedy_captions(model, kind, tokenizer, collate, data, examples)
+    render_contact_sheet(items, cols=4, text_lines=7).save(out / "captions.png")
+    run_dir = ckpt.parent.parent
+    if (run_dir / "metrics.jsonl").exists():
+        plot(run_dir, out / "loss.png")
+    (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+@click.command("evaluate")
+@click.argument("checkpoint")
+@click.option("--data", required=True, help="Held-out image-text (or features) shards, e.g. cc3m_validation.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Report folder.")
+@click.option("--tokenizer", default=None, help="Tokenizer folder (default: the one the run used).")
+@click.option("--batch-size", default=32, show_default=True, help="Pairs per batch; images are shuffled within a batch.")
+@click.option("--max-samples", default=1024, show_default=True, help="Evaluate at most this many pairs.")
+@click.option("--examples", default=8, show_default=True, help="Greedy captions on the contact sheet.")
+@click.option(
+    "--min-image-gain",
+    type=float,
+    default=None,
+    help="Exit non-zero unless shuffled-image loss exceeds right-image loss by at least this much.",
+)
+def evaluate_command(
+    checkpoint: str,
+    data: str,
+    out_dir: str,
+    tokenizer: str | None,
+    batch_size: int,
+    max_samples: int,
+    examples: int,
+    min_image_gain: float | None,
+) -> None:
+    """Caption loss with the right vs. shuffled images, greedy captions and loss curves of
+    CHECKPOINT (a checkpoint folder or a run folder: its newest checkpoint)."""
+    r = evaluate(checkpoint, data, out_dir, tokenizer, batch_size, max_samples, examples)
+    click.echo(
+        f"caption loss with right images {r['matched_loss']:.3f}, with shuffled images "
+        f"{r['shuffled_loss']:.3f} (gain {r['image_gain']:+.3f}) over {r['samples']} pairs"
+    )
+    click.echo(f"report: {Path(out_dir).resolve()} (eval.json, captions.png, loss.png)")
+    if min_image_gain is not None and r["image_gain"] < min_image_gain:
+        raise click.ClickException(
+            f"the model does not use the image enough: gain {r['image_gain']:.3f} < {min_image_gain}"
+        )
