@@ -50,13 +50,15 @@ def read_plan(out_dir: Path) -> dict[str, Any] | None:
 def write_plan(out_dir: Path, plan: dict[str, Any], overwrite: bool) -> None:
     """Record the plan; refuse to mix shards of two different runs in one folder."""
     old = read_plan(out_dir)
+    if old is None and (out_dir / "manifest.json").exists():
+        raise click.ClickException(
+            f"{out_dir}: holds a dataset that this command did not write (manifest.json without "
+            f"{PLAN_NAME}); use another --out"
+        )
     if old is not None and old["plan_sha256"] != plan["plan_sha256"]:
         if not overwrite:
-            changed = sorted(
-                k
-                for k in set(old["params"]) | set(plan["params"])
-                if old["params"].get(k) != plan["params"].get(k)
-            )
+            keys = (set(old["params"]) | set(plan["params"])) - {"plan_sha256"}
+            changed = sorted(k for k in keys if old["params"].get(k) != plan["params"].get(k))
             raise click.ClickException(
                 f"{out_dir}: holds shards of a different prep run (plan {old['plan_sha256'][:12]}, "
                 f"this run {plan['plan_sha256'][:12]}; differing params: {', '.join(changed) or 'input rows'}). "

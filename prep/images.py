@@ -3,11 +3,13 @@
 The content decides, never the file name or the server's MIME type: the bytes are sniffed,
 their header is checked for size before any pixel is decoded, JPEGs are decoded straight to a
 reduced size in the DCT domain (libjpeg-turbo scaling via simplejpeg, or PIL draft mode), and
-only the reduced image is resampled. Every failure maps to one skip reason.
+only the reduced image is resampled, with PIL's antialiased bilinear filter (computed by torch's
+uint8 kernel when torch is there, by PIL otherwise). Every failure maps to one skip reason.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import warnings
@@ -20,10 +22,16 @@ from PIL import Image, ImageOps
 
 from babylm.prep.image_exif import jpeg_orientation
 
-try:  # a dependency of the project anyway; its resize kernel is the faster one
-    import torch as _torch
-except ImportError:  # pragma: no cover
-    _torch = None
+
+@functools.cache
+def _torch_module() -> Any:
+    """torch, imported on first use (it costs seconds, which `--help` or `verify` need not pay);
+    a dependency of the project anyway, and its resize kernel is the faster one."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return None
+    return torch
 
 # Magic bytes of the formats we keep. Anything else (HTML error pages, SVG, JSON, ...) is
 # `not_an_image`.
@@ -67,7 +75,7 @@ class ImagePolicy:
         """The policy plus the fixed choices, as recorded in the manifest."""
         d = asdict(self)
         d.update(
-            resample="bilinear",
+            resample="bilinear (antialiased, as PIL)",
             exif_transpose=True,
             jpeg_draft=True,
             alpha="composited on white",
@@ -154,6 +162,7 @@ def _resize_array(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """
     if arr.shape[1] == size[0] and arr.shape[0] == size[1]:
         return arr
+    _torch = _torch_module()
     if _torch is None:
         return np.asarray(Image.fromarray(arr, "RGB").resize(size, Image.BILINEAR))
     if not (arr.flags.writeable and arr.flags.c_contiguous):  # torch wants to own a writable buffer
@@ -169,6 +178,7 @@ def set_threads(n: int) -> int:
 
     Prep runs one image per process at a time, so it sets 1: more threads only spin (and torch's
     OpenMP pool must not be running when worker processes fork)."""
+    _torch = _torch_module()
     if _torch is None:
         return 1
     previous = _torch.get_num_threads()

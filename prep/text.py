@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,10 +124,13 @@ class _Run:
             action = {"replace": "replaced with U+FFFD", "skip": "line skipped"}[self.job.on_bad_utf8]
             byte = err.object[err.start : err.start + 1].hex()
             tqdm.write(
-                f"warning: {path}:{line}: bytes that are not UTF-8 (0x{byte} at column {err.start + 1}); {action}"
+                f"warning: {path}:{line}: bytes that are not UTF-8 (0x{byte} at column {err.start + 1}); {action}",
+                file=sys.stderr,
             )
         elif n == MAX_BAD_REPORTS + 1:
-            tqdm.write(f"warning: {path}: more lines with bad UTF-8; counted in the manifest")
+            tqdm.write(
+                f"warning: {path}: more lines with bad UTF-8; counted in the manifest", file=sys.stderr
+            )
 
     def _meta(self, file_index: int, line: int, current: list[int] | None) -> dict[str, Any]:
         counts = [list(c) for c in self.counts[:file_index]]

@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -107,8 +108,9 @@ def corpus_files(root: Path, corpus: str, split: str) -> list[Path]:
     return [folder / n for n in names]
 
 
-def _chunks(path: Path) -> Iterator[bytes]:
-    """Binary chunks of `path` that each end at a `\\n` (or at the end of the file), BOM removed."""
+def _chunks(path: Path, sha: Any = None) -> Iterator[bytes]:
+    """Binary chunks of `path` that each end at a `\\n` (or at the end of the file), BOM removed;
+    `sha` (a hashlib object) sees the raw bytes."""
     with open(path, "rb") as f:
         first = True
         while True:
@@ -118,6 +120,8 @@ def _chunks(path: Path) -> Iterator[bytes]:
             if not buf.endswith(b"\n"):
                 # Finish the line; also keeps a "\r\n" pair in one chunk.
                 buf += f.readline()
+            if sha is not None:
+                sha.update(buf)
             if first:
                 first = False
                 if buf.startswith(BOM):
@@ -129,22 +133,17 @@ def scan_file(path: Path, halve: bool = False) -> SourceFile:
     """One pass over the raw bytes: size, sha256, BOM, and the number of lines as the original
     split them (universal newlines; a final line without a break still counts)."""
     sha = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK_BYTES):
-            sha.update(block)
-            size += len(block)
     with open(path, "rb") as f:
         bom = f.read(len(BOM)) == BOM
     lines = 0
     last = b""
-    for buf in _chunks(path):
+    for buf in _chunks(path, sha):
         lines += buf.count(b"\n") + buf.count(b"\r") - buf.count(b"\r\n")
         last = buf[-1:] or last
     if last and last not in (b"\n", b"\r"):
         lines += 1
     used = lines // 2 if halve else lines
-    return SourceFile(path.name, path, size, sha.hexdigest(), lines, used, bom)
+    return SourceFile(path.name, path, path.stat().st_size, sha.hexdigest(), lines, used, bom)
 
 
 @dataclass

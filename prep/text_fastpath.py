@@ -32,7 +32,7 @@ from babylm.prep.tokenizer import recipe
 _PUNCT = re.escape(string.punctuation)
 # Pieces of "▁" + word: "▁" with the letters after it, a run of letters, or one digit/mark.
 _PIECES = re.compile(rf"▁[^▁0-9{_PUNCT}]*|[^▁0-9{_PUNCT}]+|[0-9{_PUNCT}]")
-CACHE_WORDS = 300_000  # per worker; a full cache is cleared (bounded memory, Zipf keeps it useful)
+CACHE_WORDS = 100_000  # per worker (~25 MB); a full cache is cleared: bounded memory, Zipf keeps it useful
 CHECK_EVERY = 101  # lines between comparisons with the Rust tokenizer
 
 PROBES = [
@@ -71,7 +71,7 @@ class FastPath:
         first = {c for t in added if t for c in (t[0], t[0].lower(), t[0].upper())}
         allowed = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in first)
         self._plain = re.compile(f"[\\t\\n{re.escape(allowed)}]*")
-        self._cache: dict[str, list[int]] = {}
+        self._cache: dict[str, tuple[int, ...]] = {}
         self._seen = 0
 
     @classmethod
@@ -92,12 +92,12 @@ class FastPath:
                 return None
         return fast
 
-    def _word(self, word: str) -> list[int]:
+    def _word(self, word: str) -> tuple[int, ...]:
         ids = self._cache.get(word)
         if ids is None:
             if len(self._cache) >= CACHE_WORDS:
                 self._cache.clear()
-            ids = [t.id for piece in _PIECES.findall("▁" + word) for t in self.model.tokenize(piece)]
+            ids = tuple(t.id for piece in _PIECES.findall("▁" + word) for t in self.model.tokenize(piece))
             self._cache[word] = ids
         return ids
 

@@ -12,8 +12,11 @@ import multiprocessing
 import os
 import sys
 from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+import click
 import numpy as np
 
 _TOKENIZER: Any = None
@@ -68,25 +71,30 @@ def tokenize(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 class TokenizerPool:
     """`workers` processes tokenizing batches; results come back in submission order and at most
-    `depth` batches are in flight, so memory does not grow with the corpus."""
+    `depth` batches are in flight, so memory does not grow with the corpus. A worker that dies
+    (killed, out of memory) fails the run with a message instead of hanging it."""
 
     def __init__(
         self, tokenizer_json: str, workers: int, split_special_tokens: bool = False, fast_path: bool = True
     ):
         # fork where it is safe (Linux): a spawned worker would re-import the `babylm-prep` entry
         # point with every command in it, seconds per worker. Each worker builds its own tokenizer
-        # from JSON after the fork, so no Rust state is shared; create the pool before any thread.
+        # from JSON after the fork, so no Rust state is shared.
         method = "fork" if sys.platform.startswith("linux") else "spawn"
-        ctx = multiprocessing.get_context(method)
-        self._pool = ctx.Pool(
-            workers, initializer=_init, initargs=(tokenizer_json, split_special_tokens, fast_path)
+        self._executor = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context(method),
+            initializer=_init,
+            initargs=(tokenizer_json, split_special_tokens, fast_path),
         )
+        # The first task forks every worker now, before the caller starts threads (tqdm's monitor).
+        self._executor.submit(int).result()
         self.depth = 2 * workers + 2
-        self._inflight: deque[tuple[Any, Any]] = deque()
+        self._inflight: deque[tuple[Any, Future]] = deque()
 
     def submit(self, texts: list[str], tag: Any) -> list[tuple[Any, tuple[np.ndarray, np.ndarray]]]:
         """Queue a batch; return the (tag, result) pairs that had to be collected to make room."""
-        self._inflight.append((tag, self._pool.apply_async(tokenize, (texts,))))
+        self._inflight.append((tag, self._executor.submit(tokenize, texts)))
         done = []
         while len(self._inflight) > self.depth:
             done.append(self._pop())
@@ -97,12 +105,17 @@ class TokenizerPool:
         return [self._pop() for _ in range(len(self._inflight))]
 
     def _pop(self) -> tuple[Any, tuple[np.ndarray, np.ndarray]]:
-        tag, result = self._inflight.popleft()
-        return tag, result.get()
+        tag, future = self._inflight.popleft()
+        try:
+            return tag, future.result()
+        except BrokenProcessPool as e:
+            raise click.ClickException(
+                "a tokenizer worker died (killed, or out of memory?); complete shards are kept, "
+                "rerun the same command to go on"
+            ) from e
 
     def close(self) -> None:
-        self._pool.terminate()
-        self._pool.join()
+        self._executor.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> TokenizerPool:
         return self

@@ -19,7 +19,6 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
-import webdataset as wds
 
 from babylm.shards.manifest import ShardEntry, atomic_write_bytes
 
@@ -137,6 +136,9 @@ class TarShardWriter(_AtomicShard):
 
     def __init__(self, out_dir: str | os.PathLike, name: str):
         super().__init__(out_dir, name)
+        # Imported here: webdataset pulls in torch, which a CLI that only reads manifests should not pay for.
+        import webdataset as wds
+
         # Fixed mtime and owner: the same samples always give the same bytes and sha256.
         self._tar = wds.TarWriter(self._hashing, mtime=0, user="babylm", group="babylm", encoder=_encode)
 

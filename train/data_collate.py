@@ -1,10 +1,17 @@
 """Per-sample decoding and batch collation, run inside the DataLoader workers.
 
-Decoding goes through webdataset's `Decoder` with our handler for images (simplejpeg, the fastest
-JPEG decoder for Python, with PIL for anything that is not JPEG) and webdataset's own handlers for
-`.txt` and `.npy`; `only=` restricts it to the members a batch needs, so the `.json` metadata and,
-with `images=False`, the image bytes are never decoded. Images leave the worker as uint8
-(B, 3, H, W); normalization to the vision encoder's mean/std happens on the device.
+Only the members a batch needs are decoded: the caption (`.txt`, UTF-8), the image (simplejpeg,
+the fastest JPEG decoder for Python, with PIL for anything else) or the `.npy` feature (through
+`babylm.shards.read_npy`, which refuses pickles); `.json` metadata never, and with
+`images=False` not the image either. Images are decoded straight into the batch's buffer and
+leave the worker as uint8 (B, 3, H, W); normalization to the encoder's mean/std happens on the
+device.
+
+Why not webdataset's `Decoder` / `wds.decode`: it cannot decode into a preallocated batch buffer
+(so every image would be copied once more), and its per-sample handler chain (a regex per
+member) cost ~20 us per sample here, 4-5% of a 224x224 JPEG decode -- the benchmark target
+leaves 20% for everything that is not the decode. Its failure mode (drop or raise) also does not
+fit: an undecodable sample must be left out *and counted* against its shard.
 
 Captions are tokenized per batch: padded to the longest, truncated at `max_caption_tokens`,
 optionally prefixed with `<image> ` (Flamingo's media token), labels = input_ids with -100 on
@@ -20,9 +27,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import webdataset as wds
 from torch.utils.data import get_worker_info
 
+from babylm.shards import read_npy
 from babylm.train.data_tar import CorruptSample
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -133,20 +140,17 @@ class SampleCollate:
         self.max_caption_tokens = max_caption_tokens
         self.images = images
         self.image_size = image_size
-        # Images are decoded by decode_image_into (straight into the batch buffer); webdataset's
-        # Decoder handles the rest, and `only` leaves .json (and unused members) undecoded.
-        self.decoder = wds.Decoder([], only=["npy", "txt"] if kind == "features" and images else ["txt"])
+        self.want_embeds = kind == "features" and images
 
     def _decode(self, raw: dict[str, Any], slot: np.ndarray | None) -> tuple[str, str, np.ndarray | None]:
         key = raw["__key__"]
         if "txt" not in raw:
             raise CorruptSample(f"{key}: no .txt caption member")
         try:
-            dec = self.decoder(raw)
-        except wds.DecodingError as e:
-            cause = e.__cause__ or e
-            raise CorruptSample(f"{key}: cannot decode .{e.k}: {type(cause).__name__}: {cause}") from e
-        caption, embeds = dec["txt"].strip(), None
+            caption = raw["txt"].decode("utf-8").strip()
+        except UnicodeDecodeError as e:
+            raise CorruptSample(f"{key}: .txt is not UTF-8: {e}") from e
+        embeds = None
         if slot is not None:
             ext = next((e for e in IMAGE_EXTS if e in raw), None)
             if ext is None:
@@ -155,10 +159,13 @@ class SampleCollate:
                 decode_image_into(raw[ext], slot)
             except CorruptSample as e:
                 raise CorruptSample(f"{key}: .{ext}: {e}") from e
-        elif self.kind == "features" and self.images:
-            if "npy" not in dec:
+        elif self.want_embeds:
+            if "npy" not in raw:
                 raise CorruptSample(f"{key}: no .npy feature member")
-            embeds = np.asarray(dec["npy"])
+            try:
+                embeds = read_npy(raw["npy"])
+            except Exception as e:  # noqa: BLE001 - any parse failure means this sample is unusable
+                raise CorruptSample(f"{key}: cannot read .npy: {type(e).__name__}: {e}") from e
             if embeds.dtype.kind != "f" or embeds.ndim not in (1, 2) or not np.isfinite(embeds).all():
                 raise CorruptSample(
                     f"{key}: .npy feature of shape {embeds.shape} dtype {embeds.dtype} is unusable"
@@ -198,7 +205,7 @@ class SampleCollate:
             # (B, 3, S, S) with channels-last strides: a view of the (B, S, S, 3) decode buffer.
             # The NCHW copy would cost a third of the decode time here; on the device it is free.
             out["pixel_values"] = pixels[: len(keys)].permute(0, 3, 1, 2)
-        elif self.kind == "features" and self.images:
+        elif self.want_embeds:
             if len({e.shape for e in embeds}) > 1:
                 raise ValueError(f"feature shapes differ within a batch: {sorted({e.shape for e in embeds})}")
             out["image_embeds"] = (

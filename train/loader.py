@@ -10,10 +10,13 @@ How it is built, and what webdataset does in it:
   `split_by_worker`, whose shard dealing makes ranks unequal and the order topology-dependent;
 - samples are read by byte range through a cached tar index (`data_tar`), because webdataset's
   tar reader is a stream and cannot start mid-shard; a resume reads nothing it skips;
-- text and `.npy` members go through webdataset's `Decoder`; JPEGs are decoded by simplejpeg
-  straight into the batch buffer (`data_collate`), which webdataset's per-sample handlers
-  cannot do; batches have fixed membership from the plan, so they are assembled by the plan,
-  not by `wds.batched` (which would refill a batch that lost a corrupt sample from the next).
+- decoding (`data_collate`) is ours: JPEGs go straight into the batch buffer, which
+  webdataset's `Decoder` cannot do, and an undecodable sample must be counted against its
+  shard, not just dropped; batches have fixed membership from the plan, so they are assembled
+  by the plan, not by `wds.batched` (which would refill a batch that lost a corrupt sample from
+  the next one and shift every later batch).
+So webdataset remains where it fits this design: its bounded shuffle buffer (in the plan), its
+key rule for tar members, and its TarWriter (in `babylm.shards`, which writes the shards).
 
 Batch formats (per rank):
 - image_text: {"keys": [str], "captions": [str], "pixel_values": uint8 (B, 3, S, S),
@@ -239,6 +242,7 @@ class ShardLoader:
             "seed": self.seed,
             "plan": self.source.plan(),
             "fingerprint": self.source.fingerprint,
+            "rank": self.rank,
             "world_size": self.world_size,
             "batch_size": self.batch_size,
             "workers": self.workers,
@@ -270,7 +274,11 @@ class ShardLoader:
                 "resuming epoch %d with global batch %d instead of %d: the remaining %d samples are re-cut",
                 self.epoch, self.global_batch, state["global_batch"], self.num_samples - consumed,
             )  # fmt: skip
+        # The corrupt-sample counters are this rank's own; another rank's (after a topology
+        # change) would be counted twice when ranks are summed, so they restart at zero.
         saved = state.get("corrupt") or {}
+        if (state.get("rank"), state.get("world_size")) != (self.rank, self.world_size):
+            saved = {}
         self.corrupt = {**_fresh_counters(), **saved, "by_shard": dict(saved.get("by_shard", {}))}
 
 
@@ -316,7 +324,10 @@ def build_loader(
       (None for no prefix) and truncation at `max_caption_tokens`; without one, batches carry
       only the caption strings. `images=False` skips image decoding (the text-only control).
     - `image_size`: side of the square uint8 images; other sizes are center-cropped.
-    - `max_corrupt_fraction`: undecodable samples beyond this fraction of an epoch fail loudly.
+    - `max_corrupt_fraction`: when more than this fraction of the samples a rank has read in an
+      epoch are undecodable, `CorruptDataError` names the worst shard. Judged along the way once
+      1/fraction samples were read (so one early bad sample is not "over 1%"), and at the end
+      of every epoch.
     - `storage_options`: fsspec options for remote locations (e.g. {"endpoint_url": ...,
       "key": ..., "secret": ...} for S3-compatible storage); `cache_dir`: where tar indexes
       are cached (default $BABYLM_CACHE_DIR or ~/.cache/babylm).

@@ -59,10 +59,9 @@ class TarSource:
         return _cached_sample_order(self.counts, seed, epoch, self.block_size, self.shuffle_buffer)
 
     def batch(self, order: tuple[np.ndarray, np.ndarray], positions: np.ndarray) -> dict[str, Any]:
-        shard_ids = order[0][positions].tolist()
-        sample_ids = order[1][positions].tolist()
-        ranges = [self.files.index(s)[i] for s, i in zip(shard_ids, sample_ids, strict=True)]
-        chunks = self.files.read_ranges(shard_ids, [int(r[0]) for r in ranges], [int(r[1]) for r in ranges])
+        starts, ends = self.files.sample_ranges(order[0][positions], order[1][positions])
+        shard_ids, sample_ids = order[0][positions].tolist(), order[1][positions].tolist()
+        chunks = self.files.read_ranges(shard_ids, starts, ends)
         raws: list[dict[str, Any] | Exception] = []
         for shard, chunk in zip(shard_ids, chunks, strict=True):
             try:

@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import torch
+
 METRICS_NAME = "metrics.jsonl"
 
 
@@ -98,3 +100,48 @@ def plot(run_dir: str | Path, out_png: str | Path | None = None) -> Path:
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
     return out_png
+
+
+def interval_record(
+    loss_acc: torch.Tensor, count_acc: torch.Tensor, weights: list[float], streams: list[str], elapsed: float
+) -> dict[str, float]:
+    """Mean losses per stream (summed losses / global target counts), their weighted total,
+    tokens/s and the skipped-sample count, from the all-reduced accumulators."""
+    n = len(streams)
+    sums, tokens = loss_acc[:n].tolist(), count_acc.tolist()
+    means = [s / max(c, 1) for s, c in zip(sums, tokens, strict=True)]
+    rec = {"loss": sum(w * m for w, m in zip(weights, means, strict=True))}
+    rec.update({f"loss_{s}": m for s, m in zip(streams, means, strict=True)})
+    rec["tokens_per_s"] = sum(tokens) / elapsed
+    rec["skipped"] = int(loss_acc[n].item())
+    return rec
+
+
+def progress_bar(rank: int, total: int, step: int, name: str):
+    """The rank-0 tqdm bar (disabled elsewhere), starting at `step` of `total`."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=step, disable=rank != 0, desc=name, unit="step", dynamic_ncols=True)
+
+
+def write_run_info(
+    run_dir: Path, cfg: Any, model: torch.nn.Module, d: Any, micro: int, accum: int, steps_per_epoch: int,
+    total: int, resume_from: Path | None,
+) -> None:  # fmt: skip
+    """RUN_DIR/run.json: what this start of the run resolved to (sizes, topology, batches)."""
+    from babylm.train.models import count_parameters
+
+    info = {
+        "model": cfg.model,
+        "parameters": count_parameters(model),
+        "world_size": d.world,
+        "device": str(d.device),
+        "batch_size_per_device": micro,
+        "accumulation_steps": accum,
+        "global_batch_size": cfg.global_batch_size,
+        "steps_per_epoch": steps_per_epoch,
+        "total_steps": total,
+        "resumed_from": str(resume_from) if resume_from else None,
+        "torch": torch.__version__,
+    }
+    (run_dir / "run.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -55,6 +55,12 @@ def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
 )
 @click.option("--image-size", default=224, show_default=True, help="Square image size of the run.")
 @click.option(
+    "--max-corrupt-fraction",
+    default=0.01,
+    show_default=True,
+    help="Fail when more than this fraction of an epoch's samples is undecodable (as training).",
+)
+@click.option(
     "--cache-dir", default=None, help="Tar index cache (default $BABYLM_CACHE_DIR or ~/.cache/babylm)."
 )
 @click.option(
@@ -74,6 +80,7 @@ def samples(
     shuffle_buffer: int,
     images: bool,
     image_size: int,
+    max_corrupt_fraction: float,
     cache_dir: str | None,
     storage_option: tuple[str, ...],
 ) -> None:
@@ -98,6 +105,7 @@ def samples(
                 shuffle_buffer=shuffle_buffer,
                 images=images,
                 image_size=image_size,
+                max_corrupt_fraction=max_corrupt_fraction,
                 cache_dir=cache_dir,
                 storage_options=_options(storage_option),
             ),
@@ -127,6 +135,11 @@ def samples(
                 line = {"epoch": epoch, "step": step, "rank": rank, "keys": batch["keys"]}
                 sys.stdout.write(json.dumps(line) + "\n")
             sys.stdout.flush()
+        if end == total:
+            for it in iterators:
+                # Run each loader to its epoch end, where training checks the corrupt fraction.
+                for _ in it:
+                    raise RuntimeError("a loader yielded more batches than its steps per epoch")
     finally:
         for it in iterators:
             it.close()  # type: ignore[attr-defined]

@@ -99,8 +99,8 @@ def _make_train_command(model: str) -> click.Command:
     @click.command(model, help=_MODEL_HELP[model])
     @training_options
     def command(config_file: str | None, **options: Any) -> None:
-        cli = {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()}
-        cli = {k: v for k, v in cli.items() if v is not None and v != []}
+        # Not given: None, or an empty tuple for a repeatable option (`--save-epochs ""` is []).
+        cli = {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items() if v not in (None, ())}
         try:
             cfg = resolve_config(model, _absolute_paths(cli), config_file)
         except ValueError as e:

@@ -34,11 +34,15 @@ import torch.distributed as dist
 from torch import nn
 
 from babylm.train import checkpoint as ckpt
-from babylm.train.config import TrainConfig
-from babylm.train.metrics import MetricsWriter, require_tensorboard
+from babylm.train.config import TrainConfig, lr_factor
+from babylm.train.metrics import (
+    MetricsWriter,
+    interval_record,
+    progress_bar,
+    require_tensorboard,
+    write_run_info,
+)
 
-# The original's linear warmup starts at 1e-4 of the peak (mmcv's warmup_ratio; it cannot be 0).
-WARMUP_START = 1e-4
 # Tests only: seconds to sleep after each optimizer step, so a signal lands mid-run.
 _STEP_DELAY = float(os.environ.get("BABYLM_TEST_STEP_DELAY", "0") or 0)
 _STOP: dict[str, int | None] = {"signal": None}
@@ -95,16 +99,6 @@ def quiet(rank: int) -> None:
 
 def _on_signal(signum: int, _frame: Any) -> None:
     _STOP["signal"] = int(signum)
-
-
-def lr_factor(step: int, cfg: TrainConfig, total_steps: int) -> float:
-    """Multiplier of --lr at optimizer step `step`: linear warmup, then constant or cosine."""
-    if step < cfg.warmup_steps:
-        return WARMUP_START + (1.0 - WARMUP_START) * step / cfg.warmup_steps
-    if cfg.lr_schedule == "cosine":
-        progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
-        return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-    return 1.0
 
 
 def model_vocab_size(tokenizer: Any) -> int:
@@ -199,6 +193,21 @@ class _Losses(nn.Module):
         return [token_loss_sum(self.model, b) for b in batches]
 
 
+def wrap_ddp(net: nn.Module, d: Dist) -> nn.Module:
+    """DDP over `net` when there are several ranks (only parameters that need gradients)."""
+    if d.world == 1:
+        return net
+    ddp = nn.parallel.DistributedDataParallel
+    # No batch-norm statistics here: skip the buffer broadcast every forward would do.
+    no_buffer_sync = (
+        {"forward_sync_buffers": False}
+        if "forward_sync_buffers" in inspect.signature(ddp).parameters
+        else {"broadcast_buffers": False}
+    )
+    device_ids = [d.device.index] if d.device.type == "cuda" else None
+    return ddp(net, device_ids=device_ids, gradient_as_bucket_view=True, **no_buffer_sync)
+
+
 def count_targets(labels: torch.Tensor, masked_lm: bool) -> int:
     """Target tokens of a batch, as `token_loss_sum` counts them (causal models shift once)."""
     return int((labels != -100).sum() if masked_lm else (labels[:, 1:] != -100).sum())
@@ -266,22 +275,9 @@ def _run(cfg: TrainConfig, d: Dist) -> int:
     writer = ckpt.CheckpointWriter(run_dir, d.rank, d.world, cfg.keep, d.barrier)
     metrics = MetricsWriter(run_dir, cfg.tensorboard, resume_step=step) if d.rank == 0 else None
     if d.rank == 0:
-        _write_run_info(run_dir, cfg, model, d, micro, accum, steps_per_epoch, total, resume_from)
+        write_run_info(run_dir, cfg, model, d, micro, accum, steps_per_epoch, total, resume_from)
 
-    net: nn.Module = _Losses(model)
-    if d.world > 1:
-        # No batch-norm statistics here: skip the buffer broadcast every forward would do.
-        no_sync_buffers = (
-            {"forward_sync_buffers": False}
-            if "forward_sync_buffers" in inspect.signature(nn.parallel.DistributedDataParallel).parameters
-            else {"broadcast_buffers": False}
-        )
-        net = nn.parallel.DistributedDataParallel(
-            net,
-            device_ids=[d.device.index] if d.device.type == "cuda" else None,
-            gradient_as_bucket_view=True,
-            **no_sync_buffers,
-        )
+    net = wrap_ddp(_Losses(model), d)
     model.train()
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and d.device.type == "cuda")
     autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=bf16)
@@ -315,7 +311,7 @@ def _run(cfg: TrainConfig, d: Dist) -> int:
     grad_norm = torch.zeros((), device=d.device)
     last_log, steps_since_log, checked = time.perf_counter(), 0, False
     stop_reason: str | None = None
-    bar = _progress_bar(d.rank, total, step, cfg.model)
+    bar = progress_bar(d.rank, total, step, cfg.model)
 
     while step < total and stop_reason is None:
         epoch = step // steps_per_epoch
@@ -372,7 +368,7 @@ def _run(cfg: TrainConfig, d: Dist) -> int:
                     dist.all_reduce(loss_acc)
                 elapsed, last_log = time.perf_counter() - last_log, time.perf_counter()
                 rec = {"step": step, "epoch": round(step / steps_per_epoch, 4), "lr": lr}
-                rec.update(_rates(loss_acc, count_acc, weights, streams, elapsed))
+                rec.update(interval_record(loss_acc, count_acc, weights, streams, elapsed))
                 rec["grad_norm"] = float(grad_norm)
                 rec["samples_per_s"] = steps_since_log * cfg.global_batch_size * n_streams / elapsed
                 if metrics is not None:
@@ -385,15 +381,7 @@ def _run(cfg: TrainConfig, d: Dist) -> int:
                 count_acc.zero_()
                 steps_since_log = 0
 
-            tags = []
-            if cfg.save_every and step % cfg.save_every == 0:
-                tags.append("periodic")
-            if step % steps_per_epoch == 0 and step // steps_per_epoch in cfg.save_epochs:
-                tags.append(f"epoch-{step // steps_per_epoch}")
-            if step == total:
-                tags.append("final")
-            if stop_reason:
-                tags.append("preempt")
+            tags = _checkpoint_tags(cfg, step, steps_per_epoch, total, stop_reason is not None)
             if tags:
                 trainer_state = {"optimizer": optimizer, "scheduler": scheduler, "config": cfg}
                 saved = ckpt.save_training(
@@ -420,6 +408,20 @@ def _run(cfg: TrainConfig, d: Dist) -> int:
     return 0
 
 
+def _checkpoint_tags(cfg: TrainConfig, step: int, steps_per_epoch: int, total: int, stop: bool) -> list[str]:
+    """Why a checkpoint is due after `step` (none: no checkpoint)."""
+    tags = []
+    if cfg.save_every and step % cfg.save_every == 0:
+        tags.append("periodic")
+    if step % steps_per_epoch == 0 and step // steps_per_epoch in cfg.save_epochs:
+        tags.append(f"epoch-{step // steps_per_epoch}")
+    if step == total:
+        tags.append("final")
+    if stop:
+        tags.append("preempt")
+    return tags
+
+
 def _next_batch(batches: Any) -> Any:
     """next(batches) without touching the global CPU RNG, which dropout draws from: a DataLoader
     takes a seed from it whenever it starts workers (at an epoch start, or at a resume), which
@@ -431,47 +433,7 @@ def _next_batch(batches: Any) -> Any:
         torch.set_rng_state(state)
 
 
-def _rates(
-    loss_acc: torch.Tensor, count_acc: torch.Tensor, weights: list[float], streams: list[str], elapsed: float
-) -> dict[str, float]:
-    """Mean losses per stream (summed losses / global target counts), their weighted total,
-    tokens/s and the skipped-sample count, from the all-reduced accumulators."""
-    n = len(streams)
-    sums, tokens = loss_acc[:n].tolist(), count_acc.tolist()
-    means = [s / max(c, 1) for s, c in zip(sums, tokens, strict=True)]
-    rec = {"loss": sum(w * m for w, m in zip(weights, means, strict=True))}
-    rec.update({f"loss_{s}": m for s, m in zip(streams, means, strict=True)})
-    rec["tokens_per_s"] = sum(tokens) / elapsed
-    rec["skipped"] = int(loss_acc[n].item())
-    return rec
-
-
 def _skipped(loader: Any) -> int:
     """Undecodable samples this rank's loader has left out so far."""
     children = [loader.caption, loader.text] if hasattr(loader, "caption") else [loader]
     return sum(c.corrupt["total_skipped"] for c in children)
-
-
-def _progress_bar(rank: int, total: int, step: int, name: str):
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=step, disable=rank != 0, desc=name, unit="step", dynamic_ncols=True)
-
-
-def _write_run_info(run_dir, cfg, model, d, micro, accum, steps_per_epoch, total, resume_from) -> None:
-    from babylm.train.models import count_parameters
-
-    info = {
-        "model": cfg.model,
-        "parameters": count_parameters(model),
-        "world_size": d.world,
-        "device": str(d.device),
-        "batch_size_per_device": micro,
-        "accumulation_steps": accum,
-        "global_batch_size": cfg.global_batch_size,
-        "steps_per_epoch": steps_per_epoch,
-        "total_steps": total,
-        "resumed_from": str(resume_from) if resume_from else None,
-        "torch": torch.__version__,
-    }
-    (run_dir / "run.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -272,7 +272,8 @@ def test_rerun_is_a_no_op_and_other_params_need_overwrite(raw_root, reference, t
     assert open_dataset(out).manifest.params["image"]["size"] == 96
 
 
-def test_resume_after_kill_9_gives_the_same_bytes(raw_root, reference, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_resume_after_kill_9_gives_the_same_bytes(raw_root, reference, tmp_path, workers):
     out = tmp_path / "out"
     args = [
         "cc3m",
@@ -285,10 +286,11 @@ def test_resume_after_kill_9_gives_the_same_bytes(raw_root, reference, tmp_path)
         "--image-size",
         "64",
     ]
+    # The test hook kills the run's process group (workers too) with SIGKILL after 2 complete units.
     env = dict(os.environ, BABYLM_TEST_DIE_AFTER_SHARDS="2")
     code = "from babylm.prep.cli import main; main()"
     proc = subprocess.run(
-        [sys.executable, "-c", code, *args, "--workers", "2", "--no-progress"],
+        [sys.executable, "-c", code, *args, "--workers", str(workers), "--no-progress"],
         env=env,
         start_new_session=True,
         capture_output=True,
@@ -296,10 +298,40 @@ def test_resume_after_kill_9_gives_the_same_bytes(raw_root, reference, tmp_path)
     )
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     assert not (out / "manifest.json").exists()
+    units = sorted(p.name for p in (out / ".units").glob("unit-*.json"))
+    total = open_dataset(reference).manifest.params["units"]
+    if workers == 1:
+        assert len(units) == 2 < total  # killed in the middle, exactly where the hook said
+    else:
+        assert 2 <= len(units) <= total  # the other worker may finish a unit or two meanwhile
     done = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob("shard-*.tar")}
-    assert 2 <= len(done) < len(open_dataset(reference).manifest.shards)
     run_prep(*args)
     assert folder_bytes(out) == folder_bytes(reference)
     # complete shards were kept, not rewritten
     assert {n: (out / n).stat().st_ino for n in done} == {n: v[0] for n, v in done.items()}
     assert {n: (out / n).stat().st_mtime_ns for n in done} == {n: v[1] for n, v in done.items()}
+
+
+REALDATA = Path("/work/shared/realdata")
+
+
+@pytest.mark.skipif(not REALDATA.is_dir(), reason="the real CC-3M sample lines are not on this machine")
+@pytest.mark.parametrize("report", ["DERIVED_current_6col", "OLD_7col"])
+def test_real_report_lines_parse(tmp_path, report):
+    from babylm.prep.cc3m import list_downloader_rows
+
+    src = tmp_path / "Conceptual-3M"
+    src.mkdir()
+    (src / "Validation_GCC-1.1.0-Validation.tsv").write_bytes(
+        (REALDATA / "cc3m_Validation_GCC-1.1.0-Validation_first20.tsv").read_bytes()
+    )
+    name = f"cc3m_downloaded_validation_report_{report}_format_first20.tsv"
+    (src / "downloaded_validation_report.tsv").write_bytes((REALDATA / name).read_bytes())
+    rows, inputs = list_downloader_rows(src, "validation", jpeg_only=False)
+    assert len(rows) == 20 and Counter(r.reason for r in rows) == {None: 17, "download_failed": 3}
+    assert inputs["report_layout"] == ("6col" if report.startswith("DERIVED") else "7col")
+    assert rows[0].caption == "author: a life in photography -- in pictures"
+    assert rows[0].loc == (
+        "validation/0_1595581236" if report.startswith("DERIVED") else "validation/1595581236"
+    )
+    assert rows[1].reason == "download_failed" and rows[1].info["url"].endswith("winter-fly-fishing.jpg")

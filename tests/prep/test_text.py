@@ -13,6 +13,7 @@ blank line as "\\n" rather than "".)
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -145,11 +146,7 @@ def test_manifest_records_files_tokenizer_and_options(tmp_path, tiny_tokenizer_d
     for name, f in by_name.items():
         examples = original_examples(folder / name)
         assert f["lines"] == f["rows"] == len(examples), name
-        assert (
-            f["tokens"] == sum(len(ids) for ids in tok(examples)["input_ids"])
-            if examples
-            else f["tokens"] == 0
-        )
+        assert f["tokens"] == sum(len(ids) for ids in (tok(examples)["input_ids"] if examples else []))
         assert f["sha256"] == hashlib.sha256((folder / name).read_bytes()).hexdigest()
         assert f["bytes"] == (folder / name).stat().st_size
     assert by_name["gutenberg.train"]["bom"] and not by_name["cbt.train"]["bom"]
@@ -191,18 +188,20 @@ def test_crlf_and_bom_give_the_same_rows_as_plain_lf(tmp_path, tiny_tokenizer_di
     assert outs[0] == outs[1] and len(outs[0]) == 40
 
 
-def test_workers_2_writes_the_same_bytes_as_workers_1(tmp_path, tiny_tokenizer_dir):
+def test_workers_batches_and_fast_path_do_not_change_a_byte(tmp_path, recipe_tokenizer_dir):
     write_corpus(tmp_path, "strict_10M")
-    for w in ("1", "2"):
+    runs = {
+        "w1": ["--workers", "1"],
+        "w2": ["--workers", "2", "--batch-lines", "3"],
+        "rust": ["--no-fast-path"],
+    }
+    for name, extra in runs.items():
         run_text(
-            *text_args(tmp_path, tiny_tokenizer_dir, tmp_path / w, "strict_10M", "--shard-rows", "7"),
-            "--workers",
-            w,
-            "--batch-lines",
-            "3" if w == "2" else "4096",
+            *text_args(tmp_path, recipe_tokenizer_dir, tmp_path / name, "strict_10M", "--shard-rows", "7"),
+            *extra,
         )
-    assert folder_bytes(tmp_path / "1") == folder_bytes(tmp_path / "2")
-    assert len(open_dataset(tmp_path / "1").manifest.shards) > 4
+    assert folder_bytes(tmp_path / "w1") == folder_bytes(tmp_path / "w2") == folder_bytes(tmp_path / "rust")
+    assert len(open_dataset(tmp_path / "w1").manifest.shards) > 4
 
 
 def test_rerun_after_interruption_gives_the_same_shards_and_manifest(
@@ -330,34 +329,20 @@ def test_default_out_and_help(tmp_path, tiny_tokenizer_dir, monkeypatch):
     manifest = json.loads((tmp_path / "shards" / "text_vis2024_train" / "manifest.json").read_text())
     assert manifest["params"]["corpus"] == "vis2024" and len(manifest["params"]["files"]) == 6
     help_text = CliRunner().invoke(main, ["text", "--help"]).output
-    for option in (
-        "--corpus",
-        "--root",
-        "--tokenizer",
-        "--out",
-        "--split",
-        "--strip-newlines",
-        "--workers",
-        "--on-bad-utf8",
-        "--shard-rows",
-        "--batch-lines",
-    ):
-        assert option in help_text
+    options = (
+        "corpus root tokenizer out split strip-newlines workers on-bad-utf8 shard-rows batch-lines fast-path"
+    )
+    assert all(f"--{option}" in help_text for option in options.split())
 
 
-def test_fast_path_applies_to_the_recipe_only(tiny_tokenizer_dir, recipe_tokenizer_dir):
-    from tokenizers import Tokenizer
-
-    assert FastPath.for_tokenizer(Tokenizer.from_file(str(recipe_tokenizer_dir / "tokenizer.json")))
-    # The shared tiny tokenizer's normalizer is not the recipe's: every line goes through Rust.
-    assert FastPath.for_tokenizer(Tokenizer.from_file(str(tiny_tokenizer_dir / "tokenizer.json"))) is None
-
-
-def test_fast_path_gives_the_rust_tokenizers_ids(recipe_tokenizer_dir, monkeypatch):
+def test_fast_path_gives_the_rust_tokenizers_ids(recipe_tokenizer_dir, tiny_tokenizer_dir, monkeypatch):
     import random
     import string
 
     from tokenizers import Tokenizer
+
+    # The shared tiny tokenizer's normalizer is not the recipe's: all its lines go through Rust.
+    assert FastPath.for_tokenizer(Tokenizer.from_file(str(tiny_tokenizer_dir / "tokenizer.json"))) is None
 
     rng = random.Random(7)
     alphabet = (
@@ -379,11 +364,41 @@ def test_fast_path_gives_the_rust_tokenizers_ids(recipe_tokenizer_dir, monkeypat
     assert 0 < len(fallback) < len(texts)  # both paths were exercised
 
 
-def test_no_fast_path_writes_the_same_bytes(tmp_path, recipe_tokenizer_dir):
+def test_reader_splits_lines_like_text_mode_at_any_chunk_size(tmp_path, monkeypatch):
+    """Random bytes (CR, CRLF, blank, bad UTF-8, no final break) read with tiny chunks, resumed at
+    random lines, halved: always the original's examples, and `row_line` finds each row's line."""
+    import random
+
+    from babylm.prep import text_corpus
+
+    rng = random.Random(3)
+    alphabet = [b"a", b" ", b"\n", b"\r", b"\r\n", b"\t", "é".encode(), "\u2028".encode(), b"\xff", b"\xc3"]
+    path = tmp_path / "f.train"
+    for _ in range(400):
+        monkeypatch.setattr(text_corpus, "CHUNK_BYTES", rng.choice([1, 2, 3, 7, 1 << 20]))
+        path.write_bytes(b"".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))))
+        halve = rng.random() < 0.3
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.readlines()
+        expected = [r if r.strip() else "" for r in (lines[: len(lines) // 2] if halve else lines)]
+        source = text_corpus.scan_file(path, halve)
+        assert source.lines == len(expected)
+        start = rng.randint(0, len(expected))
+        policy = rng.choice(["replace", "skip"])
+        blocks = list(text_corpus.read_blocks(source, True, policy, start, rng.choice([1, 2, 4096])))
+        got = [(b.row_line(i), t) for b in blocks for i, t in enumerate(b.texts)]
+        skipped = {n for b in blocks for n in b.skipped}
+        assert got == [(n, e) for n, e in enumerate(expected, 1) if n > start and n not in skipped]
+        assert all("\ufffd" in expected[n - 1] for n in skipped)
+
+
+def _die(texts):  # module level, so the forked worker finds it by name
+    os._exit(9)
+
+
+def test_a_worker_that_dies_fails_the_run_instead_of_hanging(tmp_path, tiny_tokenizer_dir, monkeypatch):
     write_corpus(tmp_path, "strict_10M")
-    for name, flag in (("fast", "--fast-path"), ("rust", "--no-fast-path")):
-        run_text(
-            *text_args(tmp_path, recipe_tokenizer_dir, tmp_path / name, "strict_10M", "--shard-rows", "9"),
-            flag,
-        )
-    assert folder_bytes(tmp_path / "fast") == folder_bytes(tmp_path / "rust")
+    monkeypatch.setattr(text_worker, "tokenize", _die)
+    result = run_text(*text_args(tmp_path, tiny_tokenizer_dir, tmp_path / "out"), "--workers", "2", ok=False)
+    assert result.exit_code != 0 and "a tokenizer worker died" in result.output
+    assert not (tmp_path / "out" / "manifest.json").exists()

@@ -3,8 +3,15 @@ import tomllib
 from click.testing import CliRunner
 
 from babylm.train.cli import main
-from babylm.train.config import MIX_PRESETS, TrainConfig, parse_mix, parse_setting, resolve_config
-from babylm.train.trainer import WARMUP_START, lr_factor
+from babylm.train.config import (
+    MIX_PRESETS,
+    WARMUP_START,
+    TrainConfig,
+    lr_factor,
+    parse_mix,
+    parse_setting,
+    resolve_config,
+)
 
 BASE = {"data": ["shards/text"], "tokenizer": "tok", "out": "run"}
 

@@ -19,6 +19,8 @@ from babylm.train.loader import CorruptDataError, ShardLoader, build_loader
 from tests.train.loader_fixtures import key_of, tiny_jpeg, write_image_text, write_tokens
 
 UNEVEN = [37, 5, 61, 1, 20, 9]  # 133 samples
+# Three workers on a two-core test machine is the point of some tests, not a mistake.
+pytestmark = pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
 
 
 @pytest.fixture(scope="module")
@@ -188,18 +190,24 @@ def test_corrupt_sample_is_skipped_counted_and_logged(tmp_path, make, caplog):
     data = write_image_text(tmp_path / "bad", [120, 80], corrupt={"s01-00007"})
     with caplog.at_level(logging.WARNING, logger="babylm.train.loader"):
         batches = list(make(data, batch_size=8))
-        state_mid = None
     keys = [k for b in batches for k in b["keys"]]
     assert "s01-00007" not in keys and len(keys) == 199
     assert sorted(len(b["keys"]) for b in batches)[0] == 7
     short = next(b for b in batches if len(b["keys"]) == 7)
     assert short["pixel_values"].shape == (7, 3, 32, 32)
     assert "shard-000001.tar" in caplog.text and "s01-00007" in caplog.text
+    # The count is in the loader state, and a resume carries it on.
     loader = make(data, batch_size=8)
-    for _ in loader:
-        state_mid = loader.state_dict()
-    assert state_mid["corrupt"]["total_skipped"] == 1 and state_mid["corrupt"]["epoch_skipped"] == 1
-    assert list(state_mid["corrupt"]["by_shard"].values()) == [1]
+    it = iter(loader)
+    while loader.corrupt["total_skipped"] == 0:
+        next(it)
+    state = loader.state_dict()
+    assert state["corrupt"]["total_skipped"] == 1 and state["corrupt"]["epoch_skipped"] == 1
+    assert state["corrupt"]["by_shard"] == {str(data / "shard-000001.tar"): 1}
+    resumed = make(data, batch_size=8)
+    resumed.load_state_dict(state)
+    list(resumed)
+    assert resumed.corrupt["total_skipped"] == 1 and resumed.epoch == 1
 
 
 def test_too_many_corrupt_samples_fail_loudly_naming_the_shard(tmp_path, make):
@@ -275,14 +283,15 @@ def test_images_of_other_sizes_are_center_cropped(tmp_path, make):
 
 
 def test_features_batches(tmp_path, make):
-    data = write_image_text(tmp_path / "feat", [7, 9], features=True)
-    batches = list(make(data, batch_size=4))
-    assert len(batches) == 4
+    data = write_image_text(tmp_path / "feat", [7, 9], features=True, corrupt={"s01-00004"})
+    batches = list(make(data, batch_size=4, max_corrupt_fraction=0.2))
+    assert len(batches) == 4 and sorted(len(b["keys"]) for b in batches) == [3, 4, 4, 4]
     for b in batches:
         emb = b["image_embeds"]
-        assert emb.shape == (4, 768) and emb.dtype == torch.float32
+        assert emb.shape == (len(b["keys"]), 768) and emb.dtype == torch.float32
         want = [int(k[1:3]) * 1000 + int(k[4:]) for k in b["keys"]]
         assert emb[:, 0].tolist() == want
+    assert "s01-00004" not in [k for b in batches for k in b["keys"]]
 
 
 def test_long_keys_with_pax_headers_are_read(tmp_path, make):
@@ -353,32 +362,21 @@ def test_paired_epoch_is_the_longer_stream_and_the_shorter_continues(tmp_path, m
     assert [b["caption"]["keys"] for b in jumped] == [b["caption"]["keys"] for b in second]
 
 
-def test_samples_command_prints_the_keys_every_rank_gets(image_text, make, tmp_path):
-    import json
+def test_member_key_rule_is_webdatasets():
+    from webdataset.tariterators import base_plus_ext
 
-    from click.testing import CliRunner
+    from babylm.train.data_tar import split_member_name
 
-    from babylm.train.cli import main
-
-    base = [str(image_text), "--world-size", "2", "--workers", "2", "--batch-size", "4", "--epoch", "1"]
-    base += [
-        "--image-size",
-        "32",
-        "--block-size",
-        "8",
-        "--shuffle-buffer",
-        "32",
-        "--cache-dir",
-        str(tmp_path / "c"),
+    names = [
+        "a.jpg",
+        "000123.txt",
+        "dir/x.seg.png",
+        "d.1/k.json",
+        "noext",
+        ".hidden",
+        "a/.b",
+        "x.",
+        "k.tar.gz",
     ]
-    runner = CliRunner()
-    result = runner.invoke(main, ["samples", *base])
-    assert result.exit_code == 0, result.output
-    lines = [json.loads(x) for x in result.stdout.splitlines()]
-    steps = 133 // 8
-    assert [(x["step"], x["rank"]) for x in lines] == [(s, r) for s in range(steps) for r in range(2)]
-    assert all(x["epoch"] == 1 for x in lines)
-    expected = ranks_epoch(make, image_text, world=2, batch=4, epoch=1)
-    assert [x["keys"] for x in lines] == [expected[r][s] for s in range(steps) for r in range(2)]
-    resumed = runner.invoke(main, ["samples", *base, "--start-step", "5", "--steps", "3"])
-    assert [json.loads(x) for x in resumed.stdout.splitlines()] == lines[10:16]
+    for name in names:
+        assert split_member_name(name) == base_plus_ext(name), name
