@@ -37,10 +37,9 @@ from babylm.prep.text_corpus import (
     read_blocks,
     scan_file,
 )
-from babylm.prep.text_shards import TokenShardWriter
 from babylm.prep.text_worker import TokenizerPool
 from babylm.prep.tokenizer import LoadedTokenizer, load_tokenizer
-from babylm.shards import Manifest, ShardEntry, write_manifest
+from babylm.shards import Manifest, RollingWriter, ShardEntry, write_manifest
 
 SEQ_LEN_HINT = 128
 DEFAULT_SHARD_ROWS = 32768
@@ -106,7 +105,9 @@ class _Run:
         self.batch_lines = batch_lines
         self.fast_path = fast_path
         self.run_id = job.fingerprint()
-        self.writer = TokenShardWriter(out, job.tokenizer.vocab_size, job.shard_rows)
+        self.writer = RollingWriter(
+            out, "arrow", max_samples=job.shard_rows, vocab_size=job.tokenizer.vocab_size
+        )
         self.start_file, self.start_line, self.counts = _resume_point(
             self.writer.completed, self.run_id, len(job.sources), out
         )

@@ -95,7 +95,7 @@ def corpus_batches(sources: list[SourceFile], keep_newline: bool) -> Iterator[li
 @dataclass
 class LoadedTokenizer:
     """A tokenizer resolved from a folder, a `tokenizer.json` or a hub name, with what the
-    manifest records about it. `backend` is the exact Rust tokenizer `__call__` would use."""
+    manifest records about it. `backend_json` is the exact Rust tokenizer `__call__` would use."""
 
     fast: Any  # transformers.PreTrainedTokenizerFast
     source: str

@@ -13,7 +13,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -174,7 +174,12 @@ def _encode(sample: dict[str, Any]) -> dict[str, Any]:
 
 
 class ArrowShardWriter(_AtomicShard):
-    """One Arrow IPC file with an `input_ids` list column, one row per line/document."""
+    """One Arrow IPC file with an `input_ids` list column, one row per line/document.
+
+    Rows arrive one at a time (`write`) or many at once (`write_rows`, what prep uses: per-row
+    Python work would cost as much as tokenizing); either way the file holds record batches of
+    exactly `ARROW_BATCH_ROWS` rows, so its bytes do not depend on how the rows arrived.
+    """
 
     def __init__(self, out_dir: str | os.PathLike, name: str, vocab_size: int):
         super().__init__(out_dir, name)
@@ -182,36 +187,58 @@ class ArrowShardWriter(_AtomicShard):
         self.vocab_size = vocab_size
         self.schema = pa.schema([(TOKEN_COLUMN, pa.list_(pa.from_numpy_dtype(self.dtype)))])
         self._ipc = pa.ipc.new_file(self._hashing, self.schema)
-        self._rows: list[np.ndarray] = []
+        self._lengths: list[np.ndarray] = []
+        self._values: list[np.ndarray] = []
+        self._pending_rows = 0
+        self._pending_bytes = 0
         self.tokens = 0
 
     def write(self, ids: Sequence[int] | np.ndarray) -> None:
         arr = np.asarray(ids, dtype=np.int64)
-        if arr.size and (arr.min() < 0 or arr.max() >= self.vocab_size):
+        self.write_rows(np.array([arr.size], dtype=np.int64), arr)
+
+    def write_rows(self, lengths: np.ndarray, values: np.ndarray) -> None:
+        """Append rows: `lengths[i]` ids each, taken in order from `values`."""
+        if len(lengths) == 0:
+            return
+        values = np.asarray(values)
+        if values.size and (int(values.min()) < 0 or int(values.max()) >= self.vocab_size):
             raise ValueError(f"token id out of range [0, {self.vocab_size}) in shard {self.name}")
-        self._rows.append(arr.astype(self.dtype))
-        self.samples += 1
-        self.tokens = (self.tokens or 0) + int(arr.size)
-        if len(self._rows) >= ARROW_BATCH_ROWS:
-            self._flush_rows()
+        self._lengths.append(np.asarray(lengths, dtype=np.int64))
+        self._values.append(values.astype(self.dtype, copy=False))
+        self._pending_rows += len(lengths)
+        self._pending_bytes += values.size * self.dtype.itemsize + 4 * len(lengths)
+        self.samples += len(lengths)
+        self.tokens = (self.tokens or 0) + int(values.size)
+        if self._pending_rows >= ARROW_BATCH_ROWS:
+            self._flush(final=False)
 
     @property
     def bytes_pending(self) -> int:
-        return self._hashing.size + sum(r.nbytes + 4 for r in self._rows)
+        return self._hashing.size + self._pending_bytes
 
-    def _flush_rows(self) -> None:
-        if not self._rows:
+    def _flush(self, final: bool) -> None:
+        if not self._pending_rows:
             return
-        lengths = np.fromiter((len(r) for r in self._rows), dtype=np.int32, count=len(self._rows))
-        offsets = np.zeros(len(self._rows) + 1, dtype=np.int32)
+        lengths = np.concatenate(self._lengths)
+        values = np.concatenate(self._values)
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        values = np.concatenate(self._rows) if offsets[-1] else np.zeros(0, dtype=self.dtype)
-        column = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
-        self._ipc.write_batch(pa.record_batch([column], schema=self.schema))
-        self._rows = []
+        start = 0
+        while len(lengths) - start >= ARROW_BATCH_ROWS or (final and start < len(lengths)):
+            stop = min(start + ARROW_BATCH_ROWS, len(lengths))
+            off = (offsets[start : stop + 1] - offsets[start]).astype(np.int32)
+            column = pa.ListArray.from_arrays(pa.array(off), pa.array(values[offsets[start] : offsets[stop]]))
+            self._ipc.write_batch(pa.record_batch([column], schema=self.schema))
+            start = stop
+        rest = len(lengths) - start
+        self._lengths = [lengths[start:]] if rest else []
+        self._values = [values[offsets[start] :]] if rest else []
+        self._pending_rows = rest
+        self._pending_bytes = int(values[offsets[start] :].size * self.dtype.itemsize + 4 * rest)
 
     def _finish_payload(self) -> None:
-        self._flush_rows()
+        self._flush(final=True)
         self._ipc.close()
 
 
@@ -276,6 +303,33 @@ class RollingWriter:
         )
         if self._current.samples >= self.max_samples or (self.max_bytes and size >= self.max_bytes):
             self.roll()
+
+    def write_rows(
+        self,
+        lengths: np.ndarray,
+        values: np.ndarray,
+        meta_at: Callable[[int], dict[str, Any]] | None = None,
+    ) -> None:
+        """Arrow only: write a batch of rows (`lengths[i]` ids each, in order from `values`).
+
+        Shards still roll every `max_samples` rows; a shard that fills up here is closed with
+        `meta_at(index of its last row in this batch)` as its meta, when given.
+        """
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        row = 0
+        while row < len(lengths):
+            if self._current is None:
+                self._current = self._open()
+            shard = self._current
+            assert isinstance(shard, ArrowShardWriter), "write_rows is for arrow shards"
+            take = min(self.max_samples - shard.samples, len(lengths) - row)
+            shard.write_rows(lengths[row : row + take], values[offsets[row] : offsets[row + take]])
+            row += take
+            if shard.samples >= self.max_samples:
+                if meta_at is not None:
+                    self.meta = meta_at(row - 1)
+                self.roll()
 
     def roll(self) -> None:
         """Close the current shard now (if it has samples)."""

@@ -127,7 +127,12 @@ class TrainConfig:
     )
     mask_prob: float = field(default=0.15, metadata=_opt("RoBERTa masking probability."))
     seed: int = field(default=1, metadata=_opt("Seed of initialization, data order and masking."))
-    workers: int = field(default=4, metadata=_opt("Loader worker processes per rank."))
+    workers: int = field(
+        default=4,
+        metadata=_opt(
+            "Loader worker processes per rank for the image-caption stream (token streams are cut in-process)."
+        ),
+    )
     save_every: int = field(
         default=1000, metadata=_opt("Save a checkpoint every N optimizer steps (0: off).")
     )

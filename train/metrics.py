@@ -124,24 +124,9 @@ def progress_bar(rank: int, total: int, step: int, name: str):
     return tqdm(total=total, initial=step, disable=rank != 0, desc=name, unit="step", dynamic_ncols=True)
 
 
-def write_run_info(
-    run_dir: Path, cfg: Any, model: torch.nn.Module, d: Any, micro: int, accum: int, steps_per_epoch: int,
-    total: int, resume_from: Path | None,
-) -> None:  # fmt: skip
+def write_run_info(run_dir: Path, model: torch.nn.Module, **facts: Any) -> None:
     """RUN_DIR/run.json: what this start of the run resolved to (sizes, topology, batches)."""
     from babylm.train.models import count_parameters
 
-    info = {
-        "model": cfg.model,
-        "parameters": count_parameters(model),
-        "world_size": d.world,
-        "device": str(d.device),
-        "batch_size_per_device": micro,
-        "accumulation_steps": accum,
-        "global_batch_size": cfg.global_batch_size,
-        "steps_per_epoch": steps_per_epoch,
-        "total_steps": total,
-        "resumed_from": str(resume_from) if resume_from else None,
-        "torch": torch.__version__,
-    }
+    info = {"parameters": count_parameters(model), **facts, "torch": torch.__version__}
     (run_dir / "run.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -158,6 +158,8 @@ def build_data(
     common = dict(batch_size=micro, world_size=d.world, rank=d.rank, workers=cfg.workers, seed=cfg.seed)
     common.update(seq_len=cfg.seq_len, pin_memory=d.device.type == "cuda")
     if not cfg.multimodal:
+        # Token chunks are cut in about a millisecond: a worker process would only add a copy.
+        common["workers"] = 0
         return build_loader(cfg.data, kind="tokens", tokenizer=tokenizer, **common), ["text"]
     kinds = {loc: open_dataset(loc).kind for loc in cfg.data}
     captions = [loc for loc, k in kinds.items() if k in ("image_text", "features")]
@@ -275,7 +277,21 @@ def _run(cfg: TrainConfig, d: Dist) -> int:
     writer = ckpt.CheckpointWriter(run_dir, d.rank, d.world, cfg.keep, d.barrier)
     metrics = MetricsWriter(run_dir, cfg.tensorboard, resume_step=step) if d.rank == 0 else None
     if d.rank == 0:
-        write_run_info(run_dir, cfg, model, d, micro, accum, steps_per_epoch, total, resume_from)
+        children = {"caption": loader.caption, "text": loader.text} if cfg.multimodal else {"text": loader}
+        write_run_info(
+            run_dir,
+            model,
+            model_kind=cfg.model,
+            world_size=d.world,
+            device=str(d.device),
+            batch_size_per_device=micro,
+            accumulation_steps=accum,
+            global_batch_size=cfg.global_batch_size,
+            samples_per_epoch={name: child.num_samples for name, child in children.items()},
+            steps_per_epoch=steps_per_epoch,
+            total_steps=total,
+            resumed_from=str(resume_from) if resume_from else None,
+        )
 
     net = wrap_ddp(_Losses(model), d)
     model.train()

@@ -23,9 +23,8 @@ from babylm.prep import text_worker
 from babylm.prep.cli import main
 from babylm.prep.text_corpus import CORPORA
 from babylm.prep.text_fastpath import FastPath
-from babylm.prep.text_shards import BatchArrowShard
 from babylm.prep.tokenizer import save_tokenizer, train_tokenizer
-from babylm.shards import open_dataset, read_token_table, token_column, verify_dataset
+from babylm.shards import ArrowShardWriter, open_dataset, read_token_table, token_column, verify_dataset
 
 # Every case the reader must get right, spread over the files of a corpus.
 TRICKY = {
@@ -212,21 +211,21 @@ def test_rerun_after_interruption_gives_the_same_shards_and_manifest(
     run_text(*args)
 
     interrupted = tmp_path / "interrupted"
-    original_write = BatchArrowShard.write_rows
+    original_write = ArrowShardWriter.write_rows
 
     def dying_write(self, lengths, values):  # killed while the 4th shard is half written
         if self.name == "shard-000003.arrow" and self.samples:
             raise RuntimeError("simulated kill")
         original_write(self, lengths, values)
 
-    monkeypatch.setattr(BatchArrowShard, "write_rows", dying_write)
+    monkeypatch.setattr(ArrowShardWriter, "write_rows", dying_write)
     resume_args = text_args(tmp_path, tiny_tokenizer_dir, interrupted, "strict_10M", "--shard-rows", "6")
     failed = run_text(*resume_args, "--batch-lines", "2", ok=False)
     assert "simulated kill" in repr(failed.exception)
     assert sorted(p.name for p in interrupted.glob("shard-*")) == [f"shard-00000{i}.arrow" for i in range(3)]
     assert not (interrupted / "manifest.json").exists()
     (interrupted / ".shard-000003.arrow.4242.tmp").write_bytes(b"partial")  # what a SIGKILL leaves
-    monkeypatch.setattr(BatchArrowShard, "write_rows", original_write)
+    monkeypatch.setattr(ArrowShardWriter, "write_rows", original_write)
 
     run_text(*resume_args)
     assert folder_bytes(interrupted) == folder_bytes(tmp_path / "whole")

@@ -43,6 +43,14 @@ def write_trainer_data(root: Path, tokenizer_dir: Path, images: int = 48, lines:
                 {"__key__": f"s{i:05d}", "jpg": buf.getvalue(), "txt": f"a {names[i % 4]} square", "json": {}}
             )
     write_manifest(root / "images", Manifest(kind="image_text", shards=w.entries, name="images"))
+    with RollingWriter(root / "images2", "tar", max_samples=16) as w:  # a second caption dataset
+        for i in range(16):
+            buf = io.BytesIO()
+            Image.new("RGB", (32, 32), COLORS[names[i % 4]]).save(buf, "JPEG")
+            w.write(
+                {"__key__": f"t{i:05d}", "jpg": buf.getvalue(), "txt": f"the {names[i % 4]} one", "json": {}}
+            )
+    write_manifest(root / "images2", Manifest(kind="image_text", shards=w.entries, name="images2"))
     rng = np.random.default_rng(0)
     with RollingWriter(root / "features", "tar", max_samples=16) as w:
         for i in range(images):
@@ -57,7 +65,7 @@ def write_trainer_data(root: Path, tokenizer_dir: Path, images: int = 48, lines:
     vit768 = make_tiny_vit(
         root / "vit768", image_size=32, patch_size=8, hidden_size=768, num_layers=1, num_heads=12
     )
-    out = {k: str(root / k) for k in ("images", "features", "text")}
+    out = {k: str(root / k) for k in ("images", "images2", "features", "text")}
     return {**out, "vit": vit, "vit768": vit768, "tokenizer": str(tokenizer_dir)}
 
 
@@ -152,10 +160,12 @@ def test_accumulation_gives_the_same_update_as_one_big_batch(data, tmp_path):
 
 
 def test_git_keeps_its_encoder_frozen(data, tmp_path):
+    """Also: two caption datasets are concatenated into one stream (64 samples, 8 steps/epoch)."""
     from babylm.train.models import load_vision_encoder
 
     out = tmp_path / "git"
-    run(train_args("git", data, out, "--max-steps", "3", "--mix", "1,0.5"))
+    run(train_args("git", data, out, "--max-steps", "3", "--mix", "1,0.5", "--data", data["images2"]))
+    assert json.loads((out / "run.json").read_text())["samples_per_epoch"]["caption"] == 48 + 16
     rec = metrics(out)[-1]
     assert rec["loss"] == pytest.approx(rec["loss_caption"] + 0.5 * rec["loss_text"])
     weights = final_weights(out)
@@ -166,7 +176,10 @@ def test_git_keeps_its_encoder_frozen(data, tmp_path):
 
 def test_noimg_trains_on_captions_as_text(data, tmp_path):
     out = tmp_path / "noimg"
-    run(train_args("noimg", data, out, "--max-steps", "2", "--setting", "base_noimg_1vd5_s1"))
+    args = train_args("noimg", data, out, "--max-steps", "2", "--setting", "base_noimg_1vd5_s1")
+    args[args.index(data["vit"])] = "tiny-random"  # built under the run folder, never shown an image
+    run(args)
+    assert (out / "tiny_vit" / "config.json").exists()
     rec = metrics(out)[-1]
     assert rec["loss"] == pytest.approx(rec["loss_caption"] + 0.5 * rec["loss_text"])
     weights = final_weights(out)

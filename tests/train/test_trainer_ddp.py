@@ -124,3 +124,31 @@ def test_export_of_a_trained_flamingo_loads_standalone(reference, tmp_path):
         a = exported(input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"]).logits
         b = ours(input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"]).logits
     torch.testing.assert_close(a, b)
+
+
+def test_accumulation_over_ranks_matches_one_big_batch(data, tmp_path):
+    """2 ranks x micro-batch 2 x 2 micro-steps (DDP syncing on the last) against one process with
+    the whole batch of 8. Adam's eps=1 makes the update linear in the gradient, so the different
+    summation order stays far below the size of the update."""
+    from tests.train.test_trainer import run
+
+    linear = [
+        "--dropout",
+        "0",
+        "--adam-eps",
+        "1",
+        "--weight-decay",
+        "0",
+        "--warmup-steps",
+        "0",
+        "--lr",
+        "0.5",
+    ]
+    steps = ["--max-steps", "2", "--save-every", "1"]
+    big, ddp = tmp_path / "big", tmp_path / "ddp"
+    run(train_args("git", data, big, *steps, *linear))
+    finish(torchrun(train_args("git", data, ddp, *steps, *linear, *DDP)))
+    a, b = final_weights(big), final_weights(ddp)
+    first = torch.load(big / "checkpoints/step-00000001/model.pt", weights_only=True)
+    assert max((a[k] - first[k]).abs().max().item() for k in a) > 1e-3
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
