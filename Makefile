@@ -32,6 +32,9 @@ format: install
 shards: install
 	scripts/make_shards.sh
 
+demo: install
+	scripts/demo.sh
+
 bench: install
 	@set -e; for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f; done
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make shards`: tokenizer, text, CC-3M and Localized Narratives shards.
 # With BABYLM_DATASET_ROOT_DIR set: the real data, into $BABYLM_ROOT_DIR/shards/.
-# Without it: the generated demo data in .demo/datasets (created on first use), into .demo/shards/.
+# Without it: the generated demo data in $DEMO_DIR/datasets (default .demo; created on first use),
+# into $DEMO_DIR/shards/.
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
 if [ -n "${BABYLM_DATASET_ROOT_DIR:-}" ]; then
@@ -10,12 +11,13 @@ if [ -n "${BABYLM_DATASET_ROOT_DIR:-}" ]; then
   VOCAB=${VOCAB:-32768}
   WORKERS=${WORKERS:-$(nproc)}
 else
-  ROOT=.demo/datasets
-  OUT=.demo/shards
+  DEMO_DIR=${DEMO_DIR:-.demo}
+  ROOT=$DEMO_DIR/datasets
+  OUT=$DEMO_DIR/shards
   VOCAB=${VOCAB:-1000}
   WORKERS=${WORKERS:-2}
   if [ ! -d "$ROOT" ]; then
-    "$BIN/babylm-prep" demo-data --out .demo ${DEMO_DATA_ARGS:-}
+    "$BIN/babylm-prep" demo-data --out "$DEMO_DIR" ${DEMO_DATA_ARGS:-}
   fi
 fi
 echo "raw data: $ROOT -> shards: $OUT"

@@ -18,3 +18,6 @@ from babylm.train.train_cli import export, plot, train_commands  # noqa: E402
 
 for _command in (*train_commands, export, plot):
     main.add_command(_command)
+from babylm.train.evaluate import evaluate_command  # noqa: E402
+
+main.add_command(evaluate_command)

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from babylm.train.loader import ShardLoader, build_loader
-from babylm.train.loader_sources import DEFAULT_BLOCK_SIZE, DEFAULT_SHUFFLE_BUFFER
+if TYPE_CHECKING:
+    from babylm.train.loader import ShardLoader
+
+# Same defaults as babylm.train.loader_sources; not imported from there so that
+# `babylm-train --help` does not import torch.
+DEFAULT_BLOCK_SIZE = 128
+DEFAULT_SHUFFLE_BUFFER = 2048
 
 
 def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -90,9 +95,11 @@ def samples(
     Keys are sample keys, or chunk ids for tokens datasets. For a paired run, run it once for
     the caption data and once for the text data.
     """
+    from babylm.train.loader import build_loader
+
     loaders = [
         cast(
-            ShardLoader,
+            "ShardLoader",
             build_loader(
                 list(location),
                 batch_size=batch_size,

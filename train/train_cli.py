@@ -141,8 +141,12 @@ train_commands = [_make_train_command(m) for m in MODELS]
 def export(checkpoint: str, out_dir: str, tokenizer: str | None) -> None:
     """Write CHECKPOINT (a checkpoint folder, or a run folder: its newest) as a Hugging Face model
     folder in OUT_DIR, loadable with AutoModelForCausalLM / AutoModelForMaskedLM."""
+    import transformers
+
     from babylm.train.checkpoint import load_model, resolve_checkpoint
     from babylm.train.export import export_model
+
+    transformers.utils.logging.disable_progress_bar()
 
     path = resolve_checkpoint(checkpoint)
     model, kind, cfg = load_model(path)

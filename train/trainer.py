@@ -239,13 +239,17 @@ def _run(cfg: TrainConfig, d: Dist) -> int:
     from babylm.train.models.vision import image_spec
 
     run_dir = Path(cfg.out)
+    resume_from = ckpt.resolve_checkpoint(cfg.resume, run_dir) if cfg.resume else None
+    if resume_from is None and ckpt.list_checkpoints(run_dir):
+        # A fresh start here would mix its checkpoints with the old run's (and --resume auto
+        # could later pick an old one).
+        raise SetupError(f"{run_dir} already has checkpoints: pass --resume auto to continue, or a new --out")
+    if cfg.tensorboard:
+        require_tensorboard()
     if d.rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.toml").write_text(cfg.to_toml())
-        if cfg.tensorboard:
-            require_tensorboard()
     d.barrier()
-    resume_from = ckpt.resolve_checkpoint(cfg.resume, run_dir) if cfg.resume else None
 
     tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
     vision = vision_encoder_path(cfg, run_dir, d) if cfg.model in ("flamingo", "git", "noimg") else None

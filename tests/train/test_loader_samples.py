@@ -47,3 +47,10 @@ def test_samples_command_prints_the_keys_every_rank_gets(tmp_path):
     # Like training, the default limit (1%) fails loudly at the end of the epoch, naming the shard.
     strict = runner.invoke(main, ["samples", *base[:-2]])
     assert strict.exit_code != 0 and "shard-000002.tar" in str(strict.exception)
+
+
+def test_samples_defaults_match_the_loader():
+    from babylm.train import loader_sources, samples
+
+    assert samples.DEFAULT_BLOCK_SIZE == loader_sources.DEFAULT_BLOCK_SIZE
+    assert samples.DEFAULT_SHUFFLE_BUFFER == loader_sources.DEFAULT_SHUFFLE_BUFFER

@@ -207,6 +207,8 @@ def test_export_of_an_opt_run_loads_with_transformers(data, tmp_path):
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "hf")
     weights = final_weights(out)
     assert torch.equal(model.get_input_embeddings().weight, weights["model.decoder.embed_tokens.weight"])
+    again = CliRunner().invoke(main, train_args("opt", data, out, "--max-steps", "2"))
+    assert again.exit_code == 2 and "already has checkpoints" in again.output  # no silent restart
 
 
 def test_multimodal_data_needs_both_kinds(data, tmp_path):
