@@ -175,6 +175,10 @@ def write_localnarr(root: Path, images: int, rng: random.Random) -> int:
 
 def _text_line(source: str, rng: random.Random) -> str:
     sentence = f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)}"
+    if source in ("simple_wiki", "gutenberg") and rng.random() < 0.5:
+        # Scene descriptions in the text corpus too, so the tokenizer learns the caption words.
+        scene = random_scene(rng)
+        return f"The {' '.join(scene.first)} is {scene.relation} the {' '.join(scene.second)}."
     if source == "switchboard":
         return f"{rng.choice('AB')}:\t{sentence.capitalize()}, uh, you know."
     if source == "childes":

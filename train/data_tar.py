@@ -380,6 +380,10 @@ def _write_cached(path: Path, index: np.ndarray) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.save(f, index, allow_pickle=False)
+        # mkstemp makes 0600; a cache dir shared by a team ($BABYLM_CACHE_DIR) needs the umask's.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
