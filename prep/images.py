@@ -33,6 +33,7 @@ def _torch_module() -> Any:
         return None
     return torch
 
+
 # Magic bytes of the formats we keep. Anything else (HTML error pages, SVG, JSON, ...) is
 # `not_an_image`.
 _MAGIC: tuple[tuple[int, bytes, str], ...] = (

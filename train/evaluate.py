@@ -161,7 +161,9 @@ def evaluate(
 @click.option("--data", required=True, help="Held-out image-text (or features) shards, e.g. cc3m_validation.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Report folder.")
 @click.option("--tokenizer", default=None, help="Tokenizer folder (default: the one the run used).")
-@click.option("--batch-size", default=32, show_default=True, help="Pairs per batch; images are shuffled within a batch.")
+@click.option(
+    "--batch-size", default=32, show_default=True, help="Pairs per batch; images are shuffled within a batch."
+)
 @click.option("--max-samples", default=1024, show_default=True, help="Evaluate at most this many pairs.")
 @click.option("--examples", default=8, show_default=True, help="Greedy captions on the contact sheet.")
 @click.option(
