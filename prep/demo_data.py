@@ -175,6 +175,16 @@ def write_localnarr(root: Path, images: int, rng: random.Random) -> int:
 
 def _text_line(source: str, rng: random.Random) -> str:
     sentence = f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)}"
+    if source == "simple_wiki" and rng.random() < 0.3:
+        # Plurals and comparatives of the caption words: Unigram training keeps a piece only if it
+        # occurs in two different words, so this lets the tokenizer learn the caption words whole.
+        colors = rng.sample(list(COLORS), 3)
+        shapes = rng.sample(list(SHAPES), 2)
+        return (
+            f"The painter mixed {colors[0]}s, {colors[1]}s and {colors[2]}s; the {shapes[0]}s were "
+            f"{rng.choice(('smaller', 'larger'))} than the {shapes[1]}s, {rng.choice(('aboveground', 'belowground'))}, "
+            f"on the {rng.choice(('lefthand', 'righthand'))} side, often."
+        )
     if source in ("simple_wiki", "gutenberg") and rng.random() < 0.5:
         # Scene descriptions in the text corpus too, so the tokenizer learns the caption words.
         scene = random_scene(rng)
