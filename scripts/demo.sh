@@ -1,28 +1,36 @@
 #!/usr/bin/env bash
-# `make demo`: generated raw data -> shards -> a tiny Flamingo trained with torchrun on 2 CPU
+# `make demo`: generated raw data -> shards -> a tiny multimodal model trained with torchrun on 2 CPU
 # processes -> a report (loss plot, greedy captions, right- vs shuffled-image loss) -> an exported
 # Hugging Face folder, loaded back with AutoModelForCausalLM + AutoProcessor.
-# DEMO_DIR (default .demo), DEMO_STEPS and DEMO_DATA_ARGS make it smaller for CI.
+# DEMO_MODEL (git, the default, or flamingo), DEMO_DIR (default .demo), DEMO_STEPS and
+# DEMO_DATA_ARGS make it different or smaller (CI runs a reduced one).
+#
+# Why GIT by default: from scratch at this size, GIT learns to use the picture within a few hundred
+# steps (shuffled-image loss ~0.5 nats/token above right-image loss after 300 steps), while
+# Flamingo's zero-initialised tanh gates and perceiver latents leave its image path closed for
+# far longer than a demo runs (no measurable gain after 300 steps; see README).
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
 export DEMO_DIR=${DEMO_DIR:-.demo}
 STEPS=${DEMO_STEPS:-400}
-# DEMO_MIN_GAIN=X makes the demo fail unless shuffled-image loss exceeds right-image loss by X.
-# Not enforced by default: a tiny Flamingo opens its tanh gates slowly (see README, Demo).
+MODEL=${DEMO_MODEL:-git}
+# The demo fails unless shuffled-image loss exceeds right-image loss by DEMO_MIN_GAIN nats/token
+# (empty: report only, as the reduced CI run does).
+MIN_GAIN=${DEMO_MIN_GAIN-0.1}
 GAIN_ARGS=()
-[ -n "${DEMO_MIN_GAIN:-}" ] && GAIN_ARGS=(--min-image-gain "$DEMO_MIN_GAIN")
+if [ -n "$MIN_GAIN" ]; then GAIN_ARGS=(--min-image-gain "$MIN_GAIN"); fi
 unset BABYLM_DATASET_ROOT_DIR  # the demo always uses its generated data
 SHARDS=$DEMO_DIR/shards
 RUN=$DEMO_DIR/run
 
 BIN=$BIN scripts/make_shards.sh
 
-echo "== training a tiny Flamingo for $STEPS steps on 2 CPU processes (torchrun, gloo)"
+echo "== training a tiny $MODEL for $STEPS steps on 2 CPU processes (torchrun, gloo)"
 rm -rf "$RUN"
-OMP_NUM_THREADS=1 "$BIN/torchrun" --standalone --nproc-per-node 2 -m babylm.train flamingo \
+OMP_NUM_THREADS=1 "$BIN/torchrun" --standalone --nproc-per-node 2 -m babylm.train "$MODEL" \
   --data "$SHARDS/cc3m_training" --data "$SHARDS/localnarr" --data "$SHARDS/text_vis2024" \
   --tokenizer "$SHARDS/tokenizer_vis2024" --vision-encoder tiny-random --size tiny \
-  --max-steps "$STEPS" --global-batch-size 32 --lr 3e-3 --warmup-steps 20 --dropout 0 --mix 1v1 --seq-len 64 --workers 1 \
+  --max-steps "$STEPS" --global-batch-size 32 --lr 1e-3 --warmup-steps 20 --dropout 0 --mix 1v1 --seq-len 64 --workers 1 \
   --save-every 100 --log-every 10 --out "$RUN"
 
 echo "== evaluating on held-out images"

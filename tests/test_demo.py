@@ -22,6 +22,8 @@ def test_reduced_demo_end_to_end(tmp_path):
         DEMO_STEPS="12",
         DEMO_DATA_ARGS="--cc3m-rows 240 --ln-images 40 --text-lines 200",
         BABYLM_CACHE_DIR=str(tmp_path / "cache"),
+        # A dozen steps cannot teach the model to look: report the gain, do not require it.
+        DEMO_MIN_GAIN="",
     )
     env.pop("BABYLM_DATASET_ROOT_DIR", None)
     result = subprocess.run(
@@ -39,5 +41,5 @@ def test_reduced_demo_end_to_end(tmp_path):
     assert report["samples"] > 0 and report["matched_loss"] > 0 and report["shuffled_loss"] > 0
     assert Image.open(demo / "report/captions.png").width > 0
     assert Image.open(demo / "report/loss.png").width > 0
-    assert "exported model loads: BabyLMFlamingoForCausalLM" in result.stdout
+    assert "exported model loads: BabyLMGitForCausalLM" in result.stdout
     assert (demo / "model/config.json").exists()
