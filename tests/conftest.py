@@ -161,3 +161,15 @@ def upload_folder(folder: Path, bucket: str, prefix: str, storage_options: dict)
         if p.is_file():
             fs.put_file(str(p), f"{bucket}/{prefix}/{p.relative_to(folder).as_posix()}")
     return f"s3://{bucket}/{prefix}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_index_cache(tmp_path_factory):
+    """Tar indexes the loader caches go to a folder of this test session, not ~/.cache/babylm."""
+    previous = os.environ.get("BABYLM_CACHE_DIR")
+    os.environ["BABYLM_CACHE_DIR"] = str(tmp_path_factory.mktemp("babylm-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("BABYLM_CACHE_DIR", None)
+    else:
+        os.environ["BABYLM_CACHE_DIR"] = previous
