@@ -37,6 +37,7 @@ class FlamingoSize:
     perceiver_num_latents: int = 64
     perceiver_heads: int = 12
     perceiver_dim_head: int = 64
+    perceiver_init_std: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ _TINY = {
         perceiver_num_latents=16,
         perceiver_heads=4,
         perceiver_dim_head=32,
+        perceiver_init_std=0.02,
     ),
     "git": GitSize(
         num_hidden_layers=2,

@@ -35,6 +35,10 @@ class BabyLMFlamingoConfig(OPTConfig):
     perceiver_heads: int = 12
     perceiver_dim_head: int = 64
     perceiver_ff_mult: int = 4
+    # Std of the resampler's latents and media position embeddings at init: randn (1.0) as in the
+    # original. Small models train their image path far sooner with 0.02: unit-norm latents
+    # otherwise swamp the image features, and the zero gates see no signal to open for.
+    perceiver_init_std: float = 1.0
     max_num_media: int = 4
     # What the vision encoder expects (recorded so a trainer can normalise uint8 batches on device).
     image_size: int = 224

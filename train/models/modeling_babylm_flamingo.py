@@ -73,8 +73,9 @@ class PerceiverResampler(nn.Module):
         dim = config.hidden_size
         # The baseline's DINO width equals the decoder's; other encoders need a projection.
         self.proj_in = nn.Linear(input_dim, dim) if input_dim != dim else None
-        self.latents = nn.Parameter(torch.randn(config.perceiver_num_latents, dim))
-        self.media_pos_emb = nn.Parameter(torch.randn(config.max_num_media, 1, dim))
+        std = config.perceiver_init_std
+        self.latents = nn.Parameter(torch.randn(config.perceiver_num_latents, dim) * std)
+        self.media_pos_emb = nn.Parameter(torch.randn(config.max_num_media, 1, dim) * std)
         self.layers = nn.ModuleList(
             nn.ModuleList(
                 [
@@ -161,8 +162,8 @@ class BabyLMFlamingoPreTrainedModel(PreTrainedModel):
             init.zeros_(module.attn_gate)
             init.zeros_(module.ff_gate)
         elif isinstance(module, PerceiverResampler):
-            init.normal_(module.latents, std=1.0)
-            init.normal_(module.media_pos_emb, std=1.0)
+            init.normal_(module.latents, std=self.config.perceiver_init_std)
+            init.normal_(module.media_pos_emb, std=self.config.perceiver_init_std)
 
 
 class BabyLMFlamingoDecoder(nn.Module):

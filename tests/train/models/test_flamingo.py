@@ -164,3 +164,15 @@ def test_hidden_states_and_cached_generation_match_a_full_forward(flamingo, imag
     assert gen.sequences.shape == (1, 3 + 4)
     step_logits = torch.stack(gen.logits, dim=1)
     torch.testing.assert_close(step_logits, full[:, 2:-1], rtol=1e-4, atol=1e-4)
+
+
+def test_resampler_init_std_is_the_originals_at_base_and_small_when_tiny(flamingo):
+    from babylm.train.models import BabyLMFlamingoConfig, model_size
+
+    assert BabyLMFlamingoConfig().perceiver_init_std == 1.0
+    assert model_size("flamingo", "base").perceiver_init_std == 1.0
+    resampler = flamingo.model.decoder.perceiver_resampler
+    # Tiny: small latents, so the image features are not swamped and the gates get a signal.
+    assert flamingo.config.perceiver_init_std == 0.02
+    assert 0.01 < float(resampler.latents.std()) < 0.04
+    assert 0.01 < float(resampler.media_pos_emb.std()) < 0.04
