@@ -41,5 +41,5 @@ def test_reduced_demo_end_to_end(tmp_path):
     assert report["samples"] > 0 and report["matched_loss"] > 0 and report["shuffled_loss"] > 0
     assert Image.open(demo / "report/captions.png").width > 0
     assert Image.open(demo / "report/loss.png").width > 0
-    assert "exported model loads: BabyLMGitForCausalLM" in result.stdout
+    assert "exported model loads: BabyLMFlamingoForCausalLM" in result.stdout
     assert (demo / "model/config.json").exists()

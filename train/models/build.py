@@ -38,6 +38,8 @@ class FlamingoSize:
     perceiver_heads: int = 12
     perceiver_dim_head: int = 64
     perceiver_init_std: float = 1.0
+    cross_attn_gate_init: float = 0.0
+    cross_attn_fan_in_init: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,8 @@ _TINY = {
         perceiver_heads=4,
         perceiver_dim_head=32,
         perceiver_init_std=0.02,
+        cross_attn_gate_init=0.5,
+        cross_attn_fan_in_init=True,
     ),
     "git": GitSize(
         num_hidden_layers=2,

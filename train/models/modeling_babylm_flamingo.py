@@ -131,16 +131,16 @@ class MaskedCrossAttention(nn.Module):
 
 
 class GatedCrossAttentionBlock(nn.Module):
-    """Cross-attention and feed-forward, each added through a tanh gate that starts at 0, so the
-    freshly built model is exactly its language model."""
+    """Cross-attention and feed-forward, each added through a tanh gate. The gates start at 0 by
+    default (`cross_attn_gate_init`), so the freshly built model is exactly its language model."""
 
     def __init__(self, config: BabyLMFlamingoConfig):
         super().__init__()
         dim = config.hidden_size
         self.attn = MaskedCrossAttention(dim, config.cross_attn_heads, config.cross_attn_dim_head)
-        self.attn_gate = nn.Parameter(torch.zeros(1))
+        self.attn_gate = nn.Parameter(torch.full((1,), config.cross_attn_gate_init))
         self.ff = _feed_forward(dim, config.cross_attn_ff_mult)
-        self.ff_gate = nn.Parameter(torch.zeros(1))
+        self.ff_gate = nn.Parameter(torch.full((1,), config.cross_attn_gate_init))
 
     def forward(self, x: torch.Tensor, media: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         x = self.attn(x, media, allowed) * self.attn_gate.tanh() + x
@@ -159,11 +159,18 @@ class BabyLMFlamingoPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
         if isinstance(module, GatedCrossAttentionBlock):
-            init.zeros_(module.attn_gate)
-            init.zeros_(module.ff_gate)
+            init.constant_(module.attn_gate, self.config.cross_attn_gate_init)
+            init.constant_(module.ff_gate, self.config.cross_attn_gate_init)
         elif isinstance(module, PerceiverResampler):
             init.normal_(module.latents, std=self.config.perceiver_init_std)
             init.normal_(module.media_pos_emb, std=self.config.perceiver_init_std)
+        if self.config.cross_attn_fan_in_init and isinstance(
+            module, GatedCrossAttentionBlock | PerceiverResampler
+        ):
+            # Children are initialised before their parent, so this overrides the init_std default.
+            for linear in module.modules():
+                if isinstance(linear, nn.Linear):
+                    init.normal_(linear.weight, std=linear.in_features**-0.5)
 
 
 class BabyLMFlamingoDecoder(nn.Module):

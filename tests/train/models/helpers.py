@@ -37,7 +37,7 @@ def tiny_model(
 
 
 def open_gates(model: torch.nn.Module, value: float = 2.0) -> None:
-    """Set every Flamingo tanh gate to `value`, so images actually reach the text."""
+    """Set every Flamingo tanh gate to `value` (the default opens them wide; 0 closes them)."""
     with torch.no_grad():
         for block in model.model.decoder.gated_attn_layers:
             if block is not None:

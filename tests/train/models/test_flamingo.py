@@ -32,7 +32,7 @@ def test_structure_follows_the_baseline(flamingo, image_id):
         for i in blocks
         for g in (decoder.gated_attn_layers[i].attn_gate, decoder.gated_attn_layers[i].ff_gate)
     ]
-    assert gates == [0.0] * 4  # tanh gates start closed
+    assert gates == [0.5] * 4  # tiny: the tanh gates start half open (base: closed, below)
     assert len(decoder.perceiver_resampler.layers) == 2  # depth 2
     assert flamingo.config.media_token_id == image_id
     assert flamingo.config._attn_implementation == "sdpa"
@@ -40,6 +40,7 @@ def test_structure_follows_the_baseline(flamingo, image_id):
 
 
 def test_closed_gates_make_text_independent_of_the_image(flamingo, image_id):
+    open_gates(flamingo, 0.0)  # as a base-size model starts
     ids = _ids(image_id, [[None, 10, 11, 12, 13], [9, 8, None, 7, 6]])
     with torch.no_grad():
         text_only = flamingo(ids).logits
@@ -176,3 +177,33 @@ def test_resampler_init_std_is_the_originals_at_base_and_small_when_tiny(flaming
     assert flamingo.config.perceiver_init_std == 0.02
     assert 0.01 < float(resampler.latents.std()) < 0.04
     assert 0.01 < float(resampler.media_pos_emb.std()) < 0.04
+
+
+def test_gates_and_cross_attention_init_are_the_originals_at_base_and_open_when_tiny(tiny_vit_dir, image_id):
+    from babylm.train.models import BabyLMFlamingoConfig, model_size
+
+    base = model_size("flamingo", "base")
+    assert BabyLMFlamingoConfig().cross_attn_gate_init == base.cross_attn_gate_init == 0.0
+    assert BabyLMFlamingoConfig().cross_attn_fan_in_init is base.cross_attn_fan_in_init is False
+    # The same tiny shape built with the original's init: gates at 0, every Linear at std 0.02.
+    closed = tiny_model(
+        "flamingo", tiny_vit_dir, image_id, cross_attn_gate_init=0.0, cross_attn_fan_in_init=False
+    )
+    tiny = tiny_model("flamingo", tiny_vit_dir, image_id)
+    assert tiny.config.cross_attn_gate_init == 0.5 and tiny.config.cross_attn_fan_in_init is True
+    for model, gate in ((closed, 0.0), (tiny, 0.5)):
+        block = model.model.decoder.gated_attn_layers[0]
+        assert block.attn_gate.item() == block.ff_gate.item() == gate
+    for name in (
+        "gated_attn_layers.0.attn.to_kv",
+        "gated_attn_layers.2.ff.3",
+        "perceiver_resampler.layers.0.0.to_q",
+    ):
+        before = closed.model.decoder.get_submodule(name).weight
+        after = tiny.model.decoder.get_submodule(name).weight
+        assert abs(float(before.std()) - 0.02) < 0.003, name
+        fan_in = after.shape[1]
+        assert abs(float(after.std()) - fan_in**-0.5) < 0.1 * fan_in**-0.5, name
+    # The decoder's own layers keep OPT's init either way.
+    q_proj = tiny.model.decoder.layers[0].self_attn.q_proj.weight
+    assert abs(float(q_proj.std()) - 0.02) < 0.003
