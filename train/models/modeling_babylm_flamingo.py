@@ -203,11 +203,7 @@ class BabyLMFlamingoDecoder(nn.Module):
         if pixel_values is not None and image_embeds is not None:
             raise ValueError("pass pixel_values or image_embeds, not both")
         if pixel_values is not None:
-            if pixel_values.ndim == 4:
-                pixel_values = pixel_values[:, None]
-            b, t = pixel_values.shape[:2]
-            feats = encode_images(self.img_encoder, pixel_values.flatten(0, 1))
-            feats = feats.unflatten(0, (b, t))
+            feats = self.image_features(pixel_values)
         elif image_embeds is not None:
             feats = as_media_features(image_embeds)
         else:
@@ -218,6 +214,13 @@ class BabyLMFlamingoDecoder(nn.Module):
                 raise ValueError(f"{media.shape[0]} image samples for a text batch of {batch_size}")
             media = media.expand(batch_size, *media.shape[1:])
         return media
+
+    def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Frozen-encoder features (B, T, N, D) of images (B, 3, H, W) or (B, T, 3, H, W)."""
+        if pixel_values.ndim == 4:
+            pixel_values = pixel_values[:, None]
+        b, t = pixel_values.shape[:2]
+        return encode_images(self.img_encoder, pixel_values.flatten(0, 1)).unflatten(0, (b, t))
 
     def media_allowed(self, media_ids: torch.Tensor | None, length: int, num_media: int) -> torch.Tensor:
         """(B, L, T) bool: may text position i attend to image j?
@@ -394,6 +397,16 @@ class BabyLMFlamingoForCausalLM(FrozenVisionMixin, BabyLMFlamingoPreTrainedModel
             past_key_values=outputs.past_key_values,
             hidden_states=outputs.hidden_states,
         )
+
+    def generate(self, *args, pixel_values: torch.Tensor | None = None, **kwargs):
+        """`GenerationMixin.generate`, with the frozen encoder run once: every step reuses the
+        image features (the cache holds only self-attention keys, so the media go in each step)."""
+        if pixel_values is not None:
+            if kwargs.get("image_embeds") is not None:
+                raise ValueError("pass pixel_values or image_embeds, not both")
+            with torch.no_grad():
+                kwargs["image_embeds"] = self.model.decoder.image_features(pixel_values)
+        return super().generate(*args, **kwargs)
 
     def prepare_inputs_for_generation(self, input_ids: torch.LongTensor, **kwargs) -> dict:
         pixel_values, image_embeds = kwargs.get("pixel_values"), kwargs.get("image_embeds")

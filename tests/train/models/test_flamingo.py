@@ -167,6 +167,23 @@ def test_hidden_states_and_cached_generation_match_a_full_forward(flamingo, imag
     torch.testing.assert_close(step_logits, full[:, 2:-1], rtol=1e-4, atol=1e-4)
 
 
+def test_generation_runs_the_frozen_encoder_once(flamingo, image_id):
+    open_gates(flamingo)
+    calls = []
+    flamingo.vision_encoder.register_forward_hook(lambda *_: calls.append(1))
+    prompt = torch.tensor([[image_id, 10], [image_id, 11]])
+    gen = flamingo.generate(
+        prompt,
+        attention_mask=torch.ones_like(prompt),
+        pixel_values=_pixels(flamingo, 2, seed=3),
+        max_new_tokens=5,
+        min_new_tokens=5,
+        do_sample=False,
+    )
+    assert gen.shape == (2, 2 + 5)
+    assert len(calls) == 1  # not once per generated token
+
+
 def test_resampler_init_std_is_the_originals_at_base_and_small_when_tiny(flamingo):
     from babylm.train.models import BabyLMFlamingoConfig, model_size
 
