@@ -24,6 +24,7 @@ from .models.vision import _ViTImageProcessor
 
 _MODELS_DIR = Path(__file__).resolve().parent / "models"
 _COMMON_FILES = ("modeling_babylm_common.py", "processing_babylm.py")
+_KIND_FILES = {"flamingo": ("modeling_babylm_perceiver.py",)}
 # kind -> (configuration module, config class, modeling module, model class)
 _REMOTE_CODE = {
     "flamingo": (
@@ -103,7 +104,7 @@ def _save_remote_code_model(model: torch.nn.Module, kind: str, out: Path) -> Non
     }
     model.config.architectures = [model_class]
     model.save_pretrained(out, safe_serialization=True)
-    for name in (f"{config_module}.py", f"{modeling_module}.py", *_COMMON_FILES):
+    for name in (f"{config_module}.py", f"{modeling_module}.py", *_COMMON_FILES, *_KIND_FILES.get(kind, ())):
         shutil.copyfile(_MODELS_DIR / name, out / name)
 
 

@@ -1,0 +1,86 @@
+"""Flamingo's perceiver resampler: a fixed number of learned latents read each image's patch
+features, so the decoder cross-attends to the same small number of tokens whatever the encoder.
+
+Ships in exported Flamingo folders as Hugging Face remote code: imports only torch and transformers.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .configuration_babylm_flamingo import BabyLMFlamingoConfig
+
+
+def feed_forward(dim: int, mult: int) -> nn.Sequential:
+    """Flamingo's pre-norm feed-forward (no biases), used by the resampler and the gated blocks."""
+    return nn.Sequential(
+        nn.LayerNorm(dim),
+        nn.Linear(dim, dim * mult, bias=False),
+        nn.GELU(),
+        nn.Linear(dim * mult, dim, bias=False),
+    )
+
+
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(..., n, heads * d) -> (..., heads, n, d)."""
+    x = x.unflatten(-1, (heads, -1))
+    return x.transpose(-3, -2)
+
+
+class PerceiverAttention(nn.Module):
+    """Latents attend to the media tokens and to themselves (Flamingo's resampler attention)."""
+
+    def __init__(self, dim: int, heads: int, dim_head: int):
+        super().__init__()
+        self.heads = heads
+        inner = heads * dim_head
+        self.norm_media = nn.LayerNorm(dim)
+        self.norm_latents = nn.LayerNorm(dim)
+        self.to_q = nn.Linear(dim, inner, bias=False)
+        self.to_kv = nn.Linear(dim, inner * 2, bias=False)
+        self.to_out = nn.Linear(inner, dim, bias=False)
+
+    def forward(self, media: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        # media (B, T, N, D), latents (B, T, L, D)
+        media, latents = self.norm_media(media), self.norm_latents(latents)
+        q = split_heads(self.to_q(latents), self.heads)
+        k, v = self.to_kv(torch.cat([media, latents], dim=-2)).chunk(2, dim=-1)
+        out = F.scaled_dot_product_attention(q, split_heads(k, self.heads), split_heads(v, self.heads))
+        return self.to_out(out.transpose(-3, -2).flatten(-2))
+
+
+class PerceiverResampler(nn.Module):
+    """Turns each image's N patch features into a fixed number of latents of the decoder width."""
+
+    def __init__(self, config: BabyLMFlamingoConfig, input_dim: int):
+        super().__init__()
+        dim = config.hidden_size
+        # The baseline's DINO width equals the decoder's; other encoders need a projection.
+        self.proj_in = nn.Linear(input_dim, dim) if input_dim != dim else None
+        std = config.perceiver_init_std
+        self.latents = nn.Parameter(torch.randn(config.perceiver_num_latents, dim) * std)
+        self.media_pos_emb = nn.Parameter(torch.randn(config.max_num_media, 1, dim) * std)
+        self.layers = nn.ModuleList(
+            nn.ModuleList(
+                [
+                    PerceiverAttention(dim, config.perceiver_heads, config.perceiver_dim_head),
+                    feed_forward(dim, config.perceiver_ff_mult),
+                ]
+            )
+            for _ in range(config.perceiver_depth)
+        )
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, media: torch.Tensor) -> torch.Tensor:
+        """(B, T, N, D_in) features -> (B, T, num_latents, D) latents."""
+        if self.proj_in is not None:
+            media = self.proj_in(media)
+        b, t = media.shape[:2]
+        if t > self.media_pos_emb.shape[0]:
+            raise ValueError(f"at most {self.media_pos_emb.shape[0]} images per sample, got {t}")
+        media = media + self.media_pos_emb[:t]
+        latents = self.latents.expand(b, t, *self.latents.shape)
+        for attn, ff in self.layers:
+            latents = attn(media, latents) + latents
+            latents = ff(latents) + latents
+        return self.norm(latents)
