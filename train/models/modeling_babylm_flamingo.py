@@ -331,8 +331,7 @@ class BabyLMFlamingoForCausalLM(FrozenVisionMixin, BabyLMFlamingoPreTrainedModel
         if pixel_values is not None:
             if kwargs.get("image_embeds") is not None:
                 raise ValueError("pass pixel_values or image_embeds, not both")
-            with torch.no_grad():
-                kwargs["image_embeds"] = self.model.decoder.image_features(pixel_values)
+            kwargs["image_embeds"] = self.model.decoder.image_features(pixel_values)  # no graph kept
         return super().generate(*args, **kwargs)
 
     def prepare_inputs_for_generation(self, input_ids: torch.LongTensor, **kwargs) -> dict:
