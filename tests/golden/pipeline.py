@@ -1,0 +1,171 @@
+"""The byte-identity check: a fixed pipeline run whose every output is digested.
+
+`run_pipeline(work)` generates demo raw data, runs every prep command (tokenizer, text, CC-3M both
+splits, Localized Narratives, features) and two fixed-seed single-process trainings (tiny Flamingo
+on images + text, tiny OPT on text), and returns {name: sha256}. `digests.json` beside this file
+holds the digests of the code before a refactor; `tests/test_golden.py` compares. When a change is
+meant to alter outputs, regenerate with `python -m tests.golden.pipeline --write` and say why in
+the commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DIGESTS = HERE / "digests.json"
+BIN = Path(sys.executable).parent
+# Metric fields that measure time, not behaviour.
+TIMING = {
+    "tokens_per_s",
+    "samples_per_s",
+    "steps_per_s",
+    "elapsed",
+    "time",
+    "seconds",
+    "step_time",
+    "data_time",
+}
+
+
+def _run(*args: str, env: dict[str, str]) -> None:
+    result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _digest_folder(folder: Path, work: Path, prefix: str, out: dict[str, str]) -> None:
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            data = p.read_bytes()
+            if p.suffix in (".json", ".jsonl"):  # records name input paths: the one run-to-run difference
+                data = data.replace(str(work).encode(), b"WORK")
+            out[f"{prefix}/{p.relative_to(folder).as_posix()}"] = _sha(data)
+
+
+def _digest_run(run: Path, prefix: str, out: dict[str, str]) -> None:
+    import torch
+
+    ckpts = sorted((run / "checkpoints").glob("step-*"))
+    state = torch.load(ckpts[-1] / "model.pt", map_location="cpu", weights_only=True)
+    h = hashlib.sha256()
+    for key in sorted(state):
+        h.update(key.encode())
+        h.update(state[key].contiguous().numpy().tobytes())
+    out[f"{prefix}/model"] = h.hexdigest()
+    records = []
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        records.append({k: v for k, v in rec.items() if k not in TIMING})
+    out[f"{prefix}/metrics"] = _sha(json.dumps(records, sort_keys=True).encode())
+    # The run folder's own path is the one thing that differs between two runs of the check.
+    config = (run / "config.toml").read_text().replace(str(run.parent), "WORK")
+    out[f"{prefix}/config.toml"] = _sha(config.encode())
+
+
+def _write_features(raw: Path) -> tuple[Path, Path]:
+    rng = np.random.default_rng(0)
+    captions = [f"a photo of {i} red square ." if i % 7 else "" for i in range(90)]
+    cap = raw / "cc_3M_captions.json"
+    cap.write_text(json.dumps(captions))
+    states = raw / "cc_3M_dino_v2_states_1of1.npy"
+    np.save(states, rng.standard_normal((90, 768)).astype(np.float32))
+    return cap, states
+
+
+def _fixed_tokenizer(out: Path) -> Path:
+    """A Unigram tokenizer of the project's recipe with a fixed vocabulary. The trained one is not
+    usable here: the Unigram trainer's pieces vary between runs on the same corpus."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    chars = sorted(set("abcdefghijklmnopqrstuvwxyz0123456789.,!?;:'\"-()"))
+    words = ["a", "the", "of", "and", "is", "red", "blue", "green", "circle", "square", "triangle"]
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("<mask>", 0.0), ("\u2581", -2.0)]
+    vocab += [(c, -5.0) for c in chars] + [("\u2581" + c, -4.0) for c in chars]
+    vocab += [("\u2581" + w, -3.0) for w in words]
+    tok = Tokenizer(models.Unigram(vocab, unk_id=2))
+    tok.normalizer = normalizers.Sequence(
+        [normalizers.Nmt(), normalizers.NFKC(), normalizers.Replace(r"\s+", " "), normalizers.Lowercase()]
+    )
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Metaspace(), pre_tokenizers.Digits(individual_digits=True),
+         pre_tokenizers.Punctuation(behavior="isolated")]
+    )  # fmt: skip
+    tok.decoder = decoders.Metaspace()
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+        mask_token="<mask>", additional_special_tokens=["<image>"],
+    )  # fmt: skip
+    fast.add_tokens(["<PERSON>"])
+    fast.save_pretrained(out)
+    return out
+
+
+def run_pipeline(work: Path) -> dict[str, str]:
+    """Run the fixed pipeline under `work` and return the digest of every output."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    env["BABYLM_CACHE_DIR"] = str(work / "cache")
+    env.pop("BABYLM_DATASET_ROOT_DIR", None)
+    env.pop("BABYLM_ROOT_DIR", None)
+    prep, train = str(BIN / "babylm-prep"), str(BIN / "babylm-train")
+    raw, shards = work / "datasets", work / "shards"
+    _run(prep, "demo-data", "--out", str(work), "--cc3m-rows", "160", "--ln-images", "30",
+         "--text-lines", "150", env=env)  # fmt: skip
+    tok = shards / "tokenizer"
+    _run(prep, "tokenizer", "--corpus", "vis2024", "--root", str(raw), "--out", str(tok),
+         "--vocab-size", "400", env=env)  # fmt: skip
+    tok = _fixed_tokenizer(shards / "tokenizer_fixed")
+    _run(prep, "text", "--corpus", "vis2024", "--root", str(raw), "--tokenizer", str(tok),
+         "--out", str(shards / "text"), "--workers", "2", env=env)  # fmt: skip
+    for split in ("training", "validation"):
+        _run(prep, "cc3m", "--root", str(raw), "--split", split, "--out", str(shards / f"cc3m_{split}"),
+             "--workers", "2", "--samples-per-shard", "50", env=env)  # fmt: skip
+    _run(prep, "localnarr", "--root", str(raw), "--out", str(shards / "localnarr"), "--workers", "1",
+         env=env)  # fmt: skip
+    cap, states = _write_features(raw)
+    _run(prep, "features", "--captions", str(cap), "--states", str(states), "--out", str(shards / "features"),
+         "--samples-per-shard", "40", env=env)  # fmt: skip
+    common = ["--size", "tiny", "--global-batch-size", "8", "--seq-len", "16", "--log-every", "1",
+              "--warmup-steps", "2", "--lr", "1e-3", "--workers", "0", "--max-steps", "4",
+              "--save-every", "2", "--seed", "3"]  # fmt: skip
+    _run(train, "flamingo", "--data", str(shards / "cc3m_training"), "--data", str(shards / "text"),
+         "--tokenizer", str(tok), "--vision-encoder", "tiny-random", "--mix", "1v1",
+         "--out", str(work / "run_flamingo"), *common, env=env)  # fmt: skip
+    _run(train, "opt", "--data", str(shards / "text"), "--tokenizer", str(tok),
+         "--out", str(work / "run_opt"), *common, env=env)  # fmt: skip
+    out: dict[str, str] = {}
+    for d in sorted(shards.iterdir()):
+        _digest_folder(d, work, f"shards/{d.name}", out)
+    del out["shards/tokenizer/tokenizer.json"]  # see _fixed_tokenizer
+    for name in ("run_flamingo", "run_opt"):
+        _digest_run(work / name, name, out)
+    return out
+
+
+def main() -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        digests = run_pipeline(Path(tmp))
+    if "--write" in sys.argv:
+        DIGESTS.write_text(json.dumps(digests, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {len(digests)} digests to {DIGESTS}")
+    else:
+        print(json.dumps(digests, indent=1, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
