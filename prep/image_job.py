@@ -45,8 +45,6 @@ from babylm.prep.images import ImageSkip as RowSkip
 from babylm.prep.images import set_threads
 from babylm.shards import Manifest, TarShardWriter
 
-# Test hook: after this many units complete, the run kills its own process group (kill -9).
-DIE_AFTER_ENV = "BABYLM_TEST_DIE_AFTER_SHARDS"
 _PROGRESS_EVERY = 16
 
 
@@ -81,6 +79,9 @@ class Job:
     overwrite: bool = False
     progress: bool | None = None
     extra_plan: dict[str, Any] = field(default_factory=dict)
+    # Called in the main process with the number of units finished so far, after each one
+    # (progress reporting from Python; the resume tests kill the run from here).
+    after_unit: Callable[[int], None] | None = None
 
 
 def parse_part(text: str | None) -> tuple[int, int] | None:
@@ -207,13 +208,6 @@ def _queue_report(done: int, skips: int) -> None:
         _progress_queue.put((done, skips))
 
 
-def _die() -> None:
-    # Kill the whole group (workers too) when we lead it, as a scheduler's kill -9 would.
-    if os.getpgrp() == os.getpid():
-        os.killpg(0, signal.SIGKILL)
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
 def run_job(job: Job) -> Manifest | None:
     """Plan, process the units not yet complete, then write the manifest (or the part manifest).
 
@@ -228,7 +222,6 @@ def run_job(job: Job) -> Manifest | None:
     sha = plan["plan_sha256"]
     todo = [u for u in mine if load_unit(out, u, sha) is None]
     total_rows = sum(len(units[u]) for u in todo)
-    die_after = int(os.environ.get(DIE_AFTER_ENV, "0") or 0)
     tasks = (UnitTask(out, u, [job.rows[i] for i in units[u]], job.processor, sha) for u in todo)
     skipped = 0
     bar: Any = None
@@ -250,8 +243,8 @@ def run_job(job: Job) -> Manifest | None:
             for task in tasks:
                 process_unit(task, update)
                 finished += 1
-                if die_after and finished >= die_after:
-                    _die()
+                if job.after_unit is not None:
+                    job.after_unit(finished)
         else:
             # fork: workers inherit the imported modules (the shard library pulls in torch via
             # webdataset, seconds per spawned worker). The pool is started before the progress
@@ -268,12 +261,12 @@ def run_job(job: Job) -> Manifest | None:
                     try:
                         results.next(timeout=0.2)
                         finished += 1
+                        if job.after_unit is not None:
+                            job.after_unit(finished)
                     except mp.TimeoutError:
                         pass
                     while not queue.empty():
                         update(*queue.get())
-                    if die_after and finished >= die_after:
-                        _die()
                 while not queue.empty():
                     update(*queue.get())
     finally:

@@ -272,6 +272,22 @@ def test_rerun_is_a_no_op_and_other_params_need_overwrite(raw_root, reference, t
     assert open_dataset(out).manifest.params["image"]["size"] == 96
 
 
+# The prep CLI in a child process whose jobs kill their own process group (workers too) with
+# SIGKILL once 2 units are complete, as a scheduler's kill -9 would. The fault comes in through the
+# job's `after_unit` parameter; the product reads no test switch.
+KILL_AFTER_TWO_UNITS = """
+import dataclasses, os, signal
+import babylm.prep.image_options as options
+run_job = options.run_job
+def kill_after_two(finished):
+    if finished >= 2:
+        os.killpg(0, signal.SIGKILL)
+options.run_job = lambda job: run_job(dataclasses.replace(job, after_unit=kill_after_two))
+from babylm.prep.cli import main
+main()
+"""
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_resume_after_kill_9_gives_the_same_bytes(raw_root, reference, tmp_path, workers):
     out = tmp_path / "out"
@@ -286,12 +302,8 @@ def test_resume_after_kill_9_gives_the_same_bytes(raw_root, reference, tmp_path,
         "--image-size",
         "64",
     ]
-    # The test hook kills the run's process group (workers too) with SIGKILL after 2 complete units.
-    env = dict(os.environ, BABYLM_TEST_DIE_AFTER_SHARDS="2")
-    code = "from babylm.prep.cli import main; main()"
     proc = subprocess.run(
-        [sys.executable, "-c", code, *args, "--workers", str(workers), "--no-progress"],
-        env=env,
+        [sys.executable, "-c", KILL_AFTER_TWO_UNITS, *args, "--workers", str(workers), "--no-progress"],
         start_new_session=True,
         capture_output=True,
         timeout=120,
@@ -312,7 +324,8 @@ def test_resume_after_kill_9_gives_the_same_bytes(raw_root, reference, tmp_path,
     assert {n: (out / n).stat().st_mtime_ns for n in done} == {n: v[1] for n, v in done.items()}
 
 
-REALDATA = Path("/work/shared/realdata")
+# The project's shared/ folder sits beside the checkout (as CI lays it out too).
+REALDATA = Path(__file__).resolve().parents[3] / "shared" / "realdata"
 
 
 @pytest.mark.skipif(not REALDATA.is_dir(), reason="the real CC-3M sample lines are not on this machine")
