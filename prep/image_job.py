@@ -20,7 +20,6 @@ import gc
 import hashlib
 import json
 import multiprocessing as mp
-import os
 import random
 import signal
 from collections import Counter
