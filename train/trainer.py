@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import signal
 import time
 from pathlib import Path
@@ -39,8 +38,6 @@ from babylm.train.metrics import (
     write_run_info,
 )
 
-# Tests only: seconds to sleep after each optimizer step, so a signal lands mid-run.
-_STEP_DELAY = float(os.environ.get("BABYLM_TEST_STEP_DELAY", "0") or 0)
 _STOP: dict[str, int | None] = {"signal": None}
 DROPOUT_NAMES = ("hidden_dropout_prob", "attention_probs_dropout_prob")  # GIT and RoBERTa
 MODEL_INPUTS = ("input_ids", "attention_mask", "labels", "pixel_values", "image_embeds")
@@ -311,8 +308,6 @@ def _run(cfg: TrainConfig, d: Dist) -> int:
             step += 1
             steps_since_log += 1
             bar.update(1)
-            if _STEP_DELAY:
-                time.sleep(_STEP_DELAY)
 
             flag = torch.tensor([float(_STOP["signal"] or 0)])  # the signal number, 0 for none
             if d.world > 1:

@@ -29,11 +29,13 @@ STEPS = ["--max-steps", "8", "--save-every", "4", "--keep", "5"]
 DDP = ["--batch-size", "2"]
 
 
-def torchrun(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start `babylm-train ARGS` on 2 local processes (--standalone picks a free port)."""
+def torchrun(args: list[str], slow_steps: bool = False) -> subprocess.Popen:
+    """Start `babylm-train ARGS` on 2 local processes (--standalone picks a free port); with
+    `slow_steps`, each optimizer step pauses (tests/train/slow_steps.py) so a signal lands mid-run."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
-    cmd += ["-m", "babylm.train", *args]
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    cmd += [str(Path(__file__).with_name("slow_steps.py"))] if slow_steps else ["-m", "babylm.train"]
+    cmd += args
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -77,7 +79,7 @@ def test_sigterm_to_one_rank_saves_and_resumes_exactly(reference, data, tmp_path
     reference has none) must end with the reference's parameters, bit for bit."""
     out = tmp_path / "preempted"
     args = train_args("flamingo", data, out, *STEPS, *DDP, "--workers", "1")
-    proc = torchrun(args, env={"BABYLM_TEST_STEP_DELAY": "0.4"})
+    proc = torchrun(args, slow_steps=True)
     deadline = time.time() + 240
     while not ((out / "metrics.jsonl").exists() and len(metrics(out)) >= 2):
         assert proc.poll() is None and time.time() < deadline, "the run ended before it could be signalled"
