@@ -1,5 +1,6 @@
 """The shard format shared by `babylm.prep` (writes it) and `babylm.train` (reads it)."""
 
+from babylm.shards.atomic import atomic_write, atomic_write_bytes
 from babylm.shards.manifest import (
     FORMAT_VERSION,
     KINDS,
@@ -33,6 +34,8 @@ from babylm.shards.writer import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "atomic_write",
+    "atomic_write_bytes",
     "FORMAT_VERSION",
     "KINDS",
     "MANIFEST_NAME",

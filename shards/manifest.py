@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from babylm.shards.atomic import atomic_write_bytes
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -235,26 +236,6 @@ def load_manifest(folder: str | os.PathLike) -> Manifest:
     if not path.exists():
         raise ManifestError(f"{path}: no manifest; is this a babylm dataset folder (or is prep unfinished)?")
     return parse_manifest(path.read_bytes(), str(path))
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write a file so that readers see either the old content or the new, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        # mkstemp creates 0600; a dataset folder is shared, so give the usual umask-based mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_manifest(folder: str | os.PathLike, manifest: Manifest) -> Path:

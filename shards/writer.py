@@ -20,7 +20,8 @@ from typing import Any, BinaryIO
 import numpy as np
 import pyarrow as pa
 
-from babylm.shards.manifest import ShardEntry, atomic_write_bytes
+from babylm.shards.atomic import atomic_write_bytes
+from babylm.shards.manifest import ShardEntry
 
 ENTRIES_DIR = ".entries"
 TOKEN_COLUMN = "input_ids"

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from babylm.shards import atomic_write_bytes
+
 CKPT_DIR = "checkpoints"
 _NAME = re.compile(r"step-(\d{8})")
 # Tags that make a checkpoint permanent; everything else is rotated by --keep.
@@ -131,7 +133,7 @@ class CheckpointWriter:
             if self.rank == 0:
                 meta = json.loads((final / "meta.json").read_text())
                 meta["tags"] = sorted(set(meta["tags"]) | set(tags))
-                _atomic_text(final / "meta.json", json.dumps(meta, indent=2))
+                atomic_write_bytes(final / "meta.json", json.dumps(meta, indent=2).encode())
             self.barrier()
             return final
         tmp = self.dir / f".tmp-{ckpt_name(step)}"
@@ -166,12 +168,6 @@ class CheckpointWriter:
         ]
         for path, _ in periodic[: max(0, len(periodic) - self.keep)]:
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # ---- finding and reading --------------------------------------------------------------------------
