@@ -277,7 +277,7 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, str, dict[str, Any]]:
     path = Path(path)
     state = load(path / "trainer.pt")
     kind = state["kind"]
-    cls = model_class("git" if kind == "noimg" else kind)
+    cls = model_class(kind)
     model = cls(cls.config_class.from_dict(json.loads(state["model_config"])))
     model.load_state_dict(load(path / "model.pt"))
     model.babylm_build_args = json.loads(state["build_args"])

@@ -19,9 +19,8 @@ try:
 except ImportError:  # Python 3.10
     tomllib = None  # type: ignore[assignment]
 
-MULTIMODAL = ("flamingo", "git", "noimg")
-TEXT_ONLY = ("opt", "roberta")
-MODELS = MULTIMODAL + TEXT_ONLY
+from babylm.train.kinds import MODEL_KINDS as MODELS
+from babylm.train.kinds import MULTIMODAL_KINDS as MULTIMODAL
 
 # Caption-stream weight, text-stream weight (the original's `cmb_exp_suffix_to_mixw_map`).
 MIX_PRESETS: dict[str, tuple[float, float]] = {

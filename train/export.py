@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from transformers import AutoImageProcessor, AutoTokenizer, OPTForCausalLM, RobertaForMaskedLM
 
-from .models import MODEL_KINDS, MULTIMODAL_KINDS
+from .models import MULTIMODAL_KINDS, architecture
 from .models.losses import unwrap_model
 from .models.processing_babylm import BabyLMProcessor
 from .models.vision import _ViTImageProcessor
@@ -52,8 +52,7 @@ def export_model(
     processor (`processor_config.json`, `preprocessor_config.json`). `image_processor` defaults to
     the one the model was built with. Returns the folder.
     """
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"kind must be one of {MODEL_KINDS}, got {kind!r}")
+    kind = architecture(kind)  # a `noimg` run exports as the GIT it is
     model = unwrap_model(model)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -150,7 +150,7 @@ def export(checkpoint: str, out_dir: str, tokenizer: str | None) -> None:
 
     path = resolve_checkpoint(checkpoint)
     model, kind, cfg = load_model(path)
-    out = export_model(model, "git" if kind == "noimg" else kind, out_dir, tokenizer or cfg["tokenizer"])
+    out = export_model(model, kind, out_dir, tokenizer or cfg["tokenizer"])
     click.echo(f"exported {kind} from {path} to {out}")
 
 

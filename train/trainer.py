@@ -30,6 +30,7 @@ from torch import nn
 from babylm.train import checkpoint as ckpt
 from babylm.train.config import TrainConfig, lr_factor
 from babylm.train.distributed import Dist, quiet, setup_distributed, wrap_ddp
+from babylm.train.kinds import MULTIMODAL_KINDS
 from babylm.train.metrics import (
     MetricsWriter,
     interval_record,
@@ -74,7 +75,7 @@ def build_model_for(cfg: TrainConfig, tokenizer: Any, vision: str | None) -> nn.
     """The model of `cfg.model`, seeded; `noimg` is GIT's text decoder that never sees an image."""
     from babylm.train.models import build_model
 
-    kind = "git" if cfg.model == "noimg" else cfg.model
+    kind = cfg.model
     image_id = tokenizer.convert_tokens_to_ids("<image>")
     if cfg.model == "flamingo" and (image_id is None or image_id == tokenizer.unk_token_id):
         raise SetupError(f"{cfg.tokenizer}: flamingo needs an <image> token in the tokenizer")
@@ -93,8 +94,6 @@ def build_model_for(cfg: TrainConfig, tokenizer: Any, vision: str | None) -> nn.
         image_token_id=image_id if image_id is not None else 0,
         **overrides,
     )
-    if cfg.model == "noimg":  # no image ever reaches it: keep the projection out of DDP and AdamW
-        model.git.visual_projection.requires_grad_(False)
     return model
 
 
@@ -187,7 +186,7 @@ def _run(cfg: TrainConfig, d: Dist) -> int:
     d.barrier()
 
     tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
-    vision = vision_encoder_path(cfg, run_dir, d) if cfg.model in ("flamingo", "git", "noimg") else None
+    vision = vision_encoder_path(cfg, run_dir, d) if cfg.model in MULTIMODAL_KINDS else None
     model = build_model_for(cfg, tokenizer, vision).to(d.device)
     masked_lm = cfg.model == "roberta"
     image_size = image_spec(model)[2] if cfg.model in ("flamingo", "git") else 224

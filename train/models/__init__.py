@@ -9,10 +9,12 @@ The Flamingo and GIT classes live in self-contained files (`modeling_babylm_*.py
 from .build import (
     MODEL_KINDS,
     MULTIMODAL_KINDS,
+    TEXT_KINDS,
     FlamingoSize,
     GitSize,
     OPTSize,
     RobertaSize,
+    architecture,
     build_model,
     count_parameters,
     make_config,
@@ -29,6 +31,8 @@ from .vision import load_vision_encoder, make_tiny_vit, normalize_images
 
 __all__ = [
     "MODEL_KINDS",
+    "TEXT_KINDS",
+    "architecture",
     "MULTIMODAL_KINDS",
     "BabyLMFlamingoConfig",
     "BabyLMFlamingoForCausalLM",

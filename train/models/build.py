@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from transformers import OPTConfig, RobertaConfig
 
+from ..kinds import MODEL_KINDS, MULTIMODAL_KINDS, TEXT_KINDS, architecture, check_kind  # noqa: F401
 from .configuration_babylm_flamingo import BabyLMFlamingoConfig
 from .configuration_babylm_git import BabyLMGitConfig
 from .modeling_babylm_flamingo import BabyLMFlamingoForCausalLM
@@ -16,8 +17,6 @@ from .modeling_babylm_git import BabyLMGitForCausalLM
 from .text_models import BabyLMOPTForCausalLM, BabyLMRobertaForMaskedLM
 from .vision import image_spec, load_vision_encoder
 
-MODEL_KINDS = ("flamingo", "git", "opt", "roberta")
-MULTIMODAL_KINDS = ("flamingo", "git")
 SIZES = ("base", "tiny")
 
 
@@ -110,15 +109,10 @@ _BASE = {"flamingo": FlamingoSize(), "git": GitSize(), "opt": OPTSize(), "robert
 
 def model_size(kind: str, size: str = "base") -> Any:
     """The size dataclass of `kind` at `size` ("base" = the original's, "tiny" = CPU tests/demo)."""
-    _check_kind(kind)
+    arch = architecture(kind)
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}, got {size!r}")
-    return (_BASE if size == "base" else _TINY)[kind]
-
-
-def _check_kind(kind: str) -> None:
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"kind must be one of {MODEL_KINDS}, got {kind!r}")
+    return (_BASE if size == "base" else _TINY)[arch]
 
 
 def make_config(
@@ -140,6 +134,7 @@ def make_config(
     common = {**fields, **ids, "vocab_size": vocab_size}
     if kind in MULTIMODAL_KINDS and vision_config is None:
         raise ValueError(f"{kind} needs a vision encoder (vision_config)")
+    kind = architecture(kind)
     if kind == "flamingo":
         if not 0 <= image_token_id < vocab_size:
             raise ValueError(f"image_token_id {image_token_id} is outside the vocabulary ({vocab_size})")
@@ -171,8 +166,7 @@ _MODEL_CLASSES = {
 
 def model_class(kind: str) -> type:
     """The training class of `kind` (Hugging Face `PreTrainedModel` subclasses)."""
-    _check_kind(kind)
-    return _MODEL_CLASSES[kind]
+    return _MODEL_CLASSES[architecture(kind)]
 
 
 def build_model(
@@ -187,14 +181,14 @@ def build_model(
     image_token_id: int = 32768,
     **overrides: Any,
 ) -> torch.nn.Module:
-    """Build a freshly initialised baseline of `kind` ("flamingo", "git", "opt", "roberta").
+    """Build a freshly initialised baseline of `kind` (one of `MODEL_KINDS`).
 
     The multimodal kinds load their frozen vision encoder (and its image processor, kept as
     `model.babylm_image_processor`) from `vision_encoder`, a local path or Hugging Face name; it is
     ignored for the text kinds. Everything needed to rebuild the model is recorded as
     `model.babylm_build_args` (JSON-serialisable): `build_model(**model.babylm_build_args)`.
     """
-    _check_kind(kind)
+    check_kind(kind)
     encoder = processor = None
     vision_config = None
     spec: dict[str, Any] = {}
@@ -216,7 +210,9 @@ def build_model(
         vision_config=vision_config,
         **{**spec, **overrides},
     )
-    model = _MODEL_CLASSES[kind](config)
+    model = model_class(kind)(config)
+    if kind == "noimg":  # no image ever reaches it: keep the projection out of DDP and AdamW
+        model.git.visual_projection.requires_grad_(False)
     if encoder is not None:
         model.vision_encoder.load_state_dict(encoder.state_dict())
         model.babylm_image_processor = processor

@@ -18,7 +18,7 @@ from tests.train.models.helpers import TINY_VOCAB, tiny_model, uint8_images
 
 
 def test_kinds_and_errors(tiny_vit_dir):
-    assert MODEL_KINDS == ("flamingo", "git", "opt", "roberta")
+    assert MODEL_KINDS == ("flamingo", "git", "noimg", "opt", "roberta")
     with pytest.raises(ValueError, match="kind"):
         build_model("gpt2", size="tiny")
     with pytest.raises(ValueError, match="size"):
