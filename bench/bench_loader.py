@@ -31,7 +31,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 from babylm.shards import Manifest, RollingWriter, iter_tar_samples, write_manifest
-from babylm.train.loader import build_loader
+from babylm.train.data import build_loader
 
 IMAGES = int(os.environ.get("BENCH_IMAGES", 1200))
 TOKENS = int(os.environ.get("BENCH_TOKENS", 30_000_000))

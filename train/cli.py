@@ -11,7 +11,7 @@ def main() -> None:
 
 
 # Commands of the train modules are registered below, one line each.
-from babylm.train.samples import samples  # noqa: E402
+from babylm.train.data.samples import samples  # noqa: E402
 
 main.add_command(samples)
 from babylm.train.train_cli import export, plot, train_commands  # noqa: E402

@@ -22,7 +22,7 @@ from PIL import Image
 from babylm.shards import iter_tar_samples, open_dataset
 from babylm.shards.sheet import render_contact_sheet
 from babylm.train.checkpoint import load_model, resolve_checkpoint
-from babylm.train.data_collate import SampleCollate, load_tokenizer
+from babylm.train.data import SampleCollate, load_tokenizer
 from babylm.train.models import normalize_images, token_loss_sum
 
 

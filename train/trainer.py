@@ -102,7 +102,7 @@ def build_data(
 ) -> tuple[Any, list[str]]:
     """The rank's loader and its stream names; multimodal data is split by manifest kind."""
     from babylm.shards import open_dataset
-    from babylm.train.loader import build_loader
+    from babylm.train.data import build_loader
 
     common = dict(batch_size=micro, world_size=d.world, rank=d.rank, workers=cfg.workers, seed=cfg.seed)
     common.update(seq_len=cfg.seq_len, pin_memory=d.device.type == "cuda")

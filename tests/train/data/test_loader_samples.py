@@ -7,8 +7,8 @@ import json
 from click.testing import CliRunner
 
 from babylm.train.cli import main
-from babylm.train.loader import build_loader
-from tests.train.loader_fixtures import write_image_text
+from babylm.train.data.loader import build_loader
+from tests.train.data.loader_fixtures import write_image_text
 
 SIZES = [37, 5, 61, 1, 20, 9]  # 133 samples: 16 steps of global batch 8, 5 left out
 
@@ -50,7 +50,8 @@ def test_samples_command_prints_the_keys_every_rank_gets(tmp_path):
 
 
 def test_samples_defaults_match_the_loader():
-    from babylm.train import loader_sources, samples
+    from babylm.train.data import samples
+    from babylm.train.data import sources as loader_sources
 
     assert samples.DEFAULT_BLOCK_SIZE == loader_sources.DEFAULT_BLOCK_SIZE
     assert samples.DEFAULT_SHUFFLE_BUFFER == loader_sources.DEFAULT_SHUFFLE_BUFFER

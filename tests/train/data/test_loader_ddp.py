@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from babylm.train.loader import build_loader
-from tests.train.loader_fixtures import key_of, write_image_text
+from babylm.train.data.loader import build_loader
+from tests.train.data.loader_fixtures import key_of, write_image_text
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SIZES = [41, 3, 17, 29, 1, 12]  # 103 samples, very uneven shards
 
 
@@ -37,7 +37,7 @@ def test_torchrun_two_ranks_two_workers_cover_epoch_once_with_equal_steps(tmp_pa
         sys.executable, "-m", "torch.distributed.run",
         "--nnodes", "1", "--nproc-per-node", "2",
         "--master-addr", "127.0.0.1", "--master-port", str(free_port()),
-        "-m", "tests.train.loader_fixtures", str(data), str(out),
+        "-m", "tests.train.data.loader_fixtures", str(data), str(out),
         "--batch-size", "4", "--workers", "2", "--epoch", "1",
     ]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)

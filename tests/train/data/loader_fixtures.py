@@ -1,6 +1,6 @@
 """Small shard builders for the loader tests, and the torchrun worker script they launch.
 
-Run as `torchrun ... -m tests.train.loader_fixtures DATASET OUT_DIR ...`: every rank builds its
+Run as `torchrun ... -m tests.train.data.loader_fixtures DATASET OUT_DIR ...`: every rank builds its
 loader exactly as the trainer does, all-reduces once per step over gloo (a rank with fewer steps
 would hang or fail here), and writes the keys of its batches to OUT_DIR/rank{r}.json.
 """
@@ -88,7 +88,7 @@ def _ddp_main() -> None:
     import torch
     import torch.distributed as dist
 
-    from babylm.train.loader import build_loader
+    from babylm.train.data.loader import build_loader
 
     p = argparse.ArgumentParser()
     p.add_argument("dataset")

@@ -1,7 +1,7 @@
 """Random access to the samples of WebDataset tar shards, local or remote.
 
 webdataset reads a tar as a stream (`tarfile` mode "r|*"), which is right for a shard-per-worker
-pipeline but cannot start in the middle of a shard. The plan (`data_plan`) hands each worker
+pipeline but cannot start in the middle of a shard. The plan (`plan.py`) hands each worker
 arbitrary samples, and a resume must skip consumed samples without decoding them, so the loader
 reads samples by byte range instead:
 

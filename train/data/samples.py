@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 
 if TYPE_CHECKING:
-    from babylm.train.loader import ShardLoader
+    from babylm.train.data.loader import ShardLoader
 
-# Same defaults as babylm.train.loader_sources; not imported from there so that
+# Same defaults as babylm.train.data.sources; not imported from there so that
 # `babylm-train --help` does not import torch.
 DEFAULT_BLOCK_SIZE = 128
 DEFAULT_SHUFFLE_BUFFER = 2048
@@ -95,7 +95,7 @@ def samples(
     Keys are sample keys, or chunk ids for tokens datasets. For a paired run, run it once for
     the caption data and once for the text data.
     """
-    from babylm.train.loader import build_loader
+    from babylm.train.data.loader import build_loader
 
     loaders = [
         cast(

@@ -12,11 +12,11 @@ import pytest
 import simplejpeg
 import torch
 
-import babylm.train.data_collate as data_collate
-from babylm.train.data_plan import sample_order
-from babylm.train.data_tar import ShardError
-from babylm.train.loader import CorruptDataError, ShardLoader, build_loader
-from tests.train.loader_fixtures import key_of, tiny_jpeg, write_image_text, write_tokens
+import babylm.train.data.collate as data_collate
+from babylm.train.data.loader import CorruptDataError, ShardLoader, build_loader
+from babylm.train.data.plan import sample_order
+from babylm.train.data.tar_index import ShardError
+from tests.train.data.loader_fixtures import key_of, tiny_jpeg, write_image_text, write_tokens
 
 UNEVEN = [37, 5, 61, 1, 20, 9]  # 133 samples
 # Three workers on a two-core test machine is the point of some tests, not a mistake.
@@ -365,7 +365,7 @@ def test_paired_epoch_is_the_longer_stream_and_the_shorter_continues(tmp_path, m
 def test_member_key_rule_is_webdatasets():
     from webdataset.tariterators import base_plus_ext
 
-    from babylm.train.data_tar import split_member_name
+    from babylm.train.data.tar_index import split_member_name
 
     names = [
         "a.jpg",

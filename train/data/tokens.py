@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from babylm.shards.reader import file_size, read_token_table, token_column
-from babylm.train.data_tar import ShardError
+from babylm.train.data.tar_index import ShardError
 
 
 @dataclass

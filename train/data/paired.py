@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from babylm.train.loader import ShardLoader
+    from babylm.train.data.loader import ShardLoader
 
 
 class PairedLoader:

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from babylm.shards import open_dataset
-from babylm.train.data_collate import SampleCollate
-from babylm.train.data_plan import chunk_order, sample_order
-from babylm.train.data_tar import ShardFiles, ShardRef, fingerprint, parse_sample
-from babylm.train.data_tokens import TokenShardRef, TokenSource
+from babylm.train.data.collate import SampleCollate
+from babylm.train.data.plan import chunk_order, sample_order
+from babylm.train.data.tar_index import ShardFiles, ShardRef, fingerprint, parse_sample
+from babylm.train.data.tokens import TokenShardRef, TokenSource
 
 DEFAULT_BLOCK_SIZE = 128
 DEFAULT_SHUFFLE_BUFFER = 2048

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from babylm.train.loader import build_loader
-from tests.train.loader_fixtures import write_image_text, write_tokens
+from babylm.train.data.loader import build_loader
+from tests.train.data.loader_fixtures import write_image_text, write_tokens
 
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):

@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import get_worker_info
 
 from babylm.shards import read_npy
-from babylm.train.data_tar import CorruptSample
+from babylm.train.data.tar_index import CorruptSample
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 IGNORE_INDEX = -100

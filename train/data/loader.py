@@ -4,13 +4,13 @@
 `http(s)://` or `s3://` URLs of dataset folders (several of the same kind are concatenated).
 
 How it is built, and what webdataset does in it:
-- the epoch plan (`data_plan`) fixes the global sample sequence from (seed, epoch): blocks of the
+- the epoch plan (`plan.py`) fixes the global sample sequence from (seed, epoch): blocks of the
   shards permuted, then webdataset's bounded shuffle. Every rank derives its batches from it; the
   DataLoader workers of a rank split the rank's batches. This replaces `split_by_node` /
   `split_by_worker`, whose shard dealing makes ranks unequal and the order topology-dependent;
-- samples are read by byte range through a cached tar index (`data_tar`), because webdataset's
+- samples are read by byte range through a cached tar index (`tar_index.py`), because webdataset's
   tar reader is a stream and cannot start mid-shard; a resume reads nothing it skips;
-- decoding (`data_collate`) is ours: JPEGs go straight into the batch buffer, which
+- decoding (`collate.py`) is ours: JPEGs go straight into the batch buffer, which
   webdataset's `Decoder` cannot do, and an undecodable sample must be counted against its
   shard, not just dropped; batches have fixed membership from the plan, so they are assembled
   by the plan, not by `wds.batched` (which would refill a batch that lost a corrupt sample from
@@ -39,9 +39,9 @@ from typing import Any
 
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from babylm.train.data_plan import EpochCursor, worker_steps
-from babylm.train.loader_paired import PairedLoader
-from babylm.train.loader_sources import (
+from babylm.train.data.paired import PairedLoader
+from babylm.train.data.plan import EpochCursor, worker_steps
+from babylm.train.data.sources import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_SHUFFLE_BUFFER,
     TarSource,

@@ -1,0 +1,69 @@
+"""The data loader: babylm shards to per-rank training batches (`babylm.train.data`).
+
+How a batch is made, module by module:
+
+1. `plan`: the epoch plan. From (seed, epoch) and the manifests' sample counts it fixes the global
+   sample sequence (shard blocks permuted, then webdataset's bounded shuffle) and deals global
+   batches to ranks and DataLoader workers, so every rank has the same number of steps;
+2. `tar_index` and `tokens`: random access to the shards. A cached byte-range index per tar shard
+   (samples are read by range, so a resume decodes nothing it skips), and token chunks read from
+   the Arrow token shards;
+3. `sources`: one source per stream (image_text, features or tokens), joining 1 and 2: its items
+   per epoch, its plan order, and how to read the raw items of a batch;
+4. `paired`: one caption batch and one text batch per step (the multimodal training);
+5. `collate`: raw samples into the batch dict (JPEGs decoded straight into the batch buffer,
+   captions tokenized); an undecodable sample is left out and counted against its shard;
+6. `loader`: `ShardLoader` and `build_loader`, what the trainer calls: the DataLoader around all
+   of the above, with exact `state_dict()` / resume on any topology.
+
+`samples` is the `babylm-train samples` command, which prints which keys each rank gets at each
+step from this same code.
+
+The names below are re-exported lazily, so that importing this package (as `babylm-train --help`
+does, for the `samples` command) does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from babylm.train.data.collate import SampleCollate, load_tokenizer
+    from babylm.train.data.loader import CorruptDataError, ShardLoader, build_loader
+    from babylm.train.data.paired import PairedLoader
+    from babylm.train.data.tar_index import CorruptSample, ShardError
+
+_EXPORTS = {
+    "build_loader": "loader",
+    "ShardLoader": "loader",
+    "CorruptDataError": "loader",
+    "PairedLoader": "paired",
+    "SampleCollate": "collate",
+    "load_tokenizer": "collate",
+    "ShardError": "tar_index",
+    "CorruptSample": "tar_index",
+}
+
+__all__ = [
+    "CorruptDataError",
+    "CorruptSample",
+    "PairedLoader",
+    "SampleCollate",
+    "ShardError",
+    "ShardLoader",
+    "build_loader",
+    "load_tokenizer",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
