@@ -170,6 +170,22 @@ class CheckpointWriter:
             shutil.rmtree(path, ignore_errors=True)
 
 
+# ---- the save policy ----------------------------------------------------------------------------
+def checkpoint_tags(cfg: Any, step: int, steps_per_epoch: int, total: int, stop: bool) -> list[str]:
+    """The save policy: why a checkpoint is due after `step` (none: no checkpoint), from the
+    config's `save_every`, `save_epochs`, the last step and a stop signal."""
+    tags = []
+    if cfg.save_every and step % cfg.save_every == 0:
+        tags.append("periodic")
+    if step % steps_per_epoch == 0 and step // steps_per_epoch in cfg.save_epochs:
+        tags.append(f"epoch-{step // steps_per_epoch}")
+    if step == total:
+        tags.append("final")
+    if stop:
+        tags.append("preempt")
+    return tags
+
+
 # ---- finding and reading --------------------------------------------------------------------------
 def list_checkpoints(run_dir: str | Path) -> list[tuple[Path, dict[str, Any]]]:
     """Complete checkpoints of a run, oldest first, with their meta."""

@@ -1,4 +1,5 @@
-"""The training loop: one readable function, `train(cfg)`, run by every torchrun rank.
+"""The training loop, run by every torchrun rank: `train(cfg)` = `Trainer.setup(...).run()`;
+`Trainer.train_step` is one optimizer step, `Trainer.forward_backward` one micro-step.
 
 One optimizer step = `accum` micro-steps of `batch_size` samples per rank (per stream). The loader
 is built with the micro-batch (its global batch is batch_size x world), so optimizer step k uses
@@ -19,6 +20,7 @@ import json
 import math
 import signal
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +160,7 @@ def train(cfg: TrainConfig) -> int:
     # Installed before the loader forks its workers, which inherit this harmless flag-setter.
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGUSR1)}
     try:
-        return _run(cfg, d)
+        return Trainer.setup(cfg, d).run()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -166,13 +168,244 @@ def train(cfg: TrainConfig) -> int:
             dist.destroy_process_group()
 
 
-def _run(cfg: TrainConfig, d: Dist) -> int:
-    from transformers import AutoTokenizer
+@dataclass
+class Interval:
+    """What the trainer accumulates between two metric records (all on the device)."""
 
-    from babylm.train.models import mask_tokens, normalize_images
-    from babylm.train.models.vision import image_spec
+    loss: torch.Tensor  # per-stream local loss sums, then the skipped-sample count
+    counts: torch.Tensor  # per-stream global target counts
+    steps: int = 0
+    started: float = field(default_factory=time.perf_counter)
 
-    run_dir = Path(cfg.out)
+
+@dataclass
+class Trainer:
+    """One run on one rank: `setup` builds it, `train_step` is one optimizer step, `run` the loop."""
+
+    cfg: TrainConfig
+    d: Dist
+    run_dir: Path
+    tokenizer: Any
+    model: nn.Module
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    loader: Any
+    streams: list[str]
+    weights: list[float]
+    accum: int
+    steps_per_epoch: int
+    total: int
+    step: int
+    writer: ckpt.CheckpointWriter
+    metrics: MetricsWriter | None
+    checked: bool = False
+
+    @classmethod
+    def setup(cls, cfg: TrainConfig, d: Dist) -> Trainer:
+        """Tokenizer, model, data, optimizer and schedule; restored from a checkpoint on resume."""
+        from transformers import AutoTokenizer
+
+        from babylm.train.models.vision import image_spec
+
+        run_dir = Path(cfg.out)
+        resume_from = _prepare_run_dir(cfg, run_dir, d)
+        tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
+        vision = vision_encoder_path(cfg, run_dir, d) if cfg.model in MULTIMODAL_KINDS else None
+        model = build_model_for(cfg, tokenizer, vision).to(d.device)
+        image_size = image_spec(model)[2] if cfg.model in ("flamingo", "git") else 224
+        micro, accum = cfg.accumulation(d.world)
+        loader, streams = build_data(cfg, tokenizer, d, micro, image_size)
+        steps_per_epoch = loader.steps_per_epoch // accum
+        if steps_per_epoch == 0:
+            raise SetupError(f"the data has fewer samples than one global batch of {cfg.global_batch_size}")
+        total = steps_per_epoch * cfg.num_epochs
+        total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
+        optimizer, scheduler = make_optimizer(cfg, model, d, total)
+        step = 0
+        if resume_from is not None:
+            step = ckpt.restore_training(resume_from, model, optimizer, scheduler, loader, d.rank, d.world)
+        if d.rank == 0:
+            children = (
+                {"caption": loader.caption, "text": loader.text} if cfg.multimodal else {"text": loader}
+            )
+            write_run_info(
+                run_dir, model, model_kind=cfg.model, world_size=d.world, device=str(d.device),
+                batch_size_per_device=micro, accumulation_steps=accum,
+                global_batch_size=cfg.global_batch_size,
+                samples_per_epoch={name: child.num_samples for name, child in children.items()},
+                steps_per_epoch=steps_per_epoch, total_steps=total,
+                resumed_from=str(resume_from) if resume_from else None,
+            )  # fmt: skip
+        return cls(
+            cfg=cfg, d=d, run_dir=run_dir, tokenizer=tokenizer, model=model,
+            net=wrap_ddp(_Losses(model), d), optimizer=optimizer, scheduler=scheduler, loader=loader,
+            streams=streams, weights=list(cfg.mix_weights) if cfg.multimodal else [1.0], accum=accum,
+            steps_per_epoch=steps_per_epoch, total=total, step=step,
+            writer=ckpt.CheckpointWriter(run_dir, d.rank, d.world, cfg.keep, d.barrier),
+            metrics=MetricsWriter(run_dir, cfg.tensorboard, resume_step=step) if d.rank == 0 else None,
+        )  # fmt: skip
+
+    def run(self) -> int:
+        """Epochs of optimizer steps until the last one or a stop signal; metrics and checkpoints
+        as the config asks. Returns the exit code."""
+        cfg, d = self.cfg, self.d
+        self.model.train()
+        n = len(self.streams)
+        interval = Interval(
+            torch.zeros(n + 1, device=d.device), torch.zeros(n, device=d.device, dtype=torch.float64)
+        )
+        stop_reason: str | None = None
+        saved = None
+        bar = progress_bar(d.rank, self.total, self.step, cfg.model)
+        while self.step < self.total and stop_reason is None:
+            epoch = self.step // self.steps_per_epoch
+            self.loader.set_epoch(epoch)
+            batches = iter(self.loader)
+            for _ in range(min((epoch + 1) * self.steps_per_epoch, self.total) - self.step):
+                lr, grad_norm = self.train_step(batches, interval)
+                bar.update(1)
+                stop_reason = self.stop_requested()
+                if self.step % cfg.log_every == 0 or self.step == self.total or stop_reason:
+                    self.log(interval, lr, grad_norm, bar)
+                    interval = Interval(interval.loss.zero_(), interval.counts.zero_())
+                tags = ckpt.checkpoint_tags(
+                    cfg, self.step, self.steps_per_epoch, self.total, bool(stop_reason)
+                )
+                if tags:
+                    trainer_state = {"optimizer": self.optimizer, "scheduler": self.scheduler, "config": cfg}
+                    saved = ckpt.save_training(
+                        self.writer, self.step, self.step // self.steps_per_epoch, tags, self.model,
+                        trainer_state, self.loader,
+                    )  # fmt: skip
+                if stop_reason:
+                    break
+            batches.close()
+        bar.close()
+        if self.metrics is not None:
+            self.metrics.close()
+        self.finish(stop_reason, saved)
+        return 0
+
+    def train_step(self, batches: Any, interval: Interval) -> tuple[float, torch.Tensor]:
+        """One optimizer step: `accum` micro-batches per stream, losses scaled by the global target
+        counts, backward (DDP syncs on the last), clip, AdamW, schedule. Returns (lr, grad norm)."""
+        cfg, d = self.cfg, self.d
+        raw = [_next_batch(batches) for _ in range(self.accum)]
+        cpu = [[self.model_inputs(r[s] if len(self.streams) > 1 else r, i) for s in self.streams]
+               for i, r in enumerate(raw)]  # fmt: skip
+        masked_lm = cfg.model == "roberta"
+        counts = torch.tensor(
+            [[count_targets(b["labels"], masked_lm) for b in mb] for mb in cpu], dtype=torch.float64
+        )
+        global_counts = counts.sum(0).to(d.device)
+        if d.world > 1:
+            dist.all_reduce(global_counts)
+        scale = (d.world * torch.tensor(self.weights, device=d.device, dtype=torch.float64)
+                 / global_counts.clamp(min=1)).float()  # fmt: skip
+        for i, mb in enumerate(cpu):
+            self.forward_backward(
+                [self.to_device(b) for b in mb], scale, counts[i], i == self.accum - 1, interval
+            )
+        interval.counts += global_counts
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        grad_norm = nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+        lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        interval.steps += 1
+        return lr, grad_norm
+
+    def forward_backward(
+        self, batches: list[dict[str, torch.Tensor]], scale: torch.Tensor, counts: torch.Tensor,
+        last: bool, interval: Interval,
+    ) -> None:  # fmt: skip
+        """One micro-step: every stream's forward, the weighted loss's backward (no DDP sync
+        before the last micro-step), and the loss sums into `interval`."""
+        d, n = self.d, len(self.streams)
+        sync = contextlib.nullcontext() if last or d.world == 1 else self.net.no_sync()
+        bf16 = self.cfg.precision == "bf16" or (self.cfg.precision == "auto" and d.device.type == "cuda")
+        with sync:
+            with torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=bf16):
+                out = self.net(batches)
+            loss = sum(scale[s] * out[s][0] for s in range(n))
+            loss.backward()
+        interval.loss[:n] += torch.stack([o[0].detach().float() for o in out])
+        if not self.checked:  # our count must be the one token_loss_sum uses
+            if [int(o[1]) for o in out] != [int(c) for c in counts]:
+                raise RuntimeError(f"target count mismatch: {[int(o[1]) for o in out]} vs {counts.tolist()}")
+            self.checked = True
+
+    def model_inputs(self, batch: dict[str, Any], micro_index: int) -> dict[str, torch.Tensor]:
+        """The model inputs of one stream's batch; RoBERTa's masking happens here."""
+        from babylm.train.models import mask_tokens
+
+        out = {k: batch[k] for k in MODEL_INPUTS if k in batch}
+        if self.cfg.model == "roberta":
+            # Seeded by (seed, step, rank, micro-step): the same masks after a resume.
+            seq = np.random.SeedSequence([self.cfg.seed, self.step, self.d.rank, micro_index])
+            tok = self.tokenizer
+            out["input_ids"], out["labels"] = mask_tokens(
+                out["input_ids"], tok.mask_token_id, len(tok), list(tok.all_special_ids),
+                prob=self.cfg.mask_prob, generator=torch.Generator().manual_seed(int(seq.generate_state(1)[0])),
+            )  # fmt: skip
+        return out
+
+    def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A batch on the training device; uint8 images are normalised there, where the model runs."""
+        from babylm.train.models import normalize_images
+
+        out = {k: v.to(self.d.device, non_blocking=True) for k, v in batch.items()}
+        if "pixel_values" in out:
+            out["pixel_values"] = normalize_images(out["pixel_values"], self.model)
+        return out
+
+    def stop_requested(self) -> str | None:
+        """The name of a stop signal any rank received (all ranks agree, after the same step)."""
+        flag = torch.tensor([float(_STOP["signal"] or 0)])  # the signal number, 0 for none
+        if self.d.world > 1:
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.d.flag_group)
+        return signal.Signals(int(flag.item())).name if flag.item() > 0 else None
+
+    def log(self, interval: Interval, lr: float, grad_norm: torch.Tensor, bar: Any) -> None:
+        """All-reduce the interval's sums and write one metrics record (rank 0)."""
+        n = len(self.streams)
+        interval.loss[n] = float(_skipped(self.loader))
+        if self.d.world > 1:
+            dist.all_reduce(interval.loss)
+        elapsed = time.perf_counter() - interval.started
+        rec = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4), "lr": lr}
+        rec.update(interval_record(interval.loss, interval.counts, self.weights, self.streams, elapsed))
+        rec["grad_norm"] = float(grad_norm)
+        rec["samples_per_s"] = interval.steps * self.cfg.global_batch_size * n / elapsed
+        if self.metrics is not None:
+            self.metrics.log(rec)
+            bar.set_postfix_str(
+                f"loss {rec['loss']:.3f} lr {lr:.2e} {rec['samples_per_s']:.0f} samples/s", refresh=False
+            )
+
+    def finish(self, stop_reason: str | None, saved: Any) -> None:
+        """Tell the user how the run ended: the resume command after a stop, done.json at the end."""
+        cfg, run_dir = self.cfg, self.run_dir
+        if self.d.rank == 0:
+            if stop_reason:
+                print(
+                    f"Stopped by {stop_reason} after step {self.step}/{self.total}; checkpoint {saved}.\n"
+                    f"Resume with: babylm-train {cfg.model} --config {run_dir / 'config.toml'} --resume auto",
+                    flush=True,
+                )
+            else:
+                (run_dir / "done.json").write_text(
+                    json.dumps({"step": self.step, "total": self.total}) + "\n"
+                )
+                print(f"Done: {self.step} steps; checkpoints in {run_dir / ckpt.CKPT_DIR}", flush=True)
+        self.d.barrier()
+
+
+def _prepare_run_dir(cfg: TrainConfig, run_dir: Path, d: Dist) -> Path | None:
+    """The checkpoint to resume from (None: a fresh start); writes RUN_DIR/config.toml."""
     resume_from = ckpt.resolve_checkpoint(cfg.resume, run_dir) if cfg.resume else None
     if resume_from is None and ckpt.list_checkpoints(run_dir):
         # A fresh start here would mix its checkpoints with the old run's (and --resume auto
@@ -184,21 +417,11 @@ def _run(cfg: TrainConfig, d: Dist) -> int:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.toml").write_text(cfg.to_toml())
     d.barrier()
+    return resume_from
 
-    tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
-    vision = vision_encoder_path(cfg, run_dir, d) if cfg.model in MULTIMODAL_KINDS else None
-    model = build_model_for(cfg, tokenizer, vision).to(d.device)
-    masked_lm = cfg.model == "roberta"
-    image_size = image_spec(model)[2] if cfg.model in ("flamingo", "git") else 224
-    micro, accum = cfg.accumulation(d.world)
-    loader, streams = build_data(cfg, tokenizer, d, micro, image_size)
-    weights = list(cfg.mix_weights) if cfg.multimodal else [1.0]
-    steps_per_epoch = loader.steps_per_epoch // accum
-    if steps_per_epoch == 0:
-        raise SetupError(f"the data has fewer samples than one global batch of {cfg.global_batch_size}")
-    total = steps_per_epoch * cfg.num_epochs
-    total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
 
+def make_optimizer(cfg: TrainConfig, model: nn.Module, d: Dist, total: int) -> tuple[Any, Any]:
+    """AdamW over the trainable parameters and the original's warmup/decay schedule."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         params,
@@ -209,169 +432,7 @@ def _run(cfg: TrainConfig, d: Dist) -> int:
         fused=d.device.type == "cuda",
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg, total))
-    step = 0
-    if resume_from is not None:
-        step = ckpt.restore_training(resume_from, model, optimizer, scheduler, loader, d.rank, d.world)
-    writer = ckpt.CheckpointWriter(run_dir, d.rank, d.world, cfg.keep, d.barrier)
-    metrics = MetricsWriter(run_dir, cfg.tensorboard, resume_step=step) if d.rank == 0 else None
-    if d.rank == 0:
-        children = {"caption": loader.caption, "text": loader.text} if cfg.multimodal else {"text": loader}
-        write_run_info(
-            run_dir,
-            model,
-            model_kind=cfg.model,
-            world_size=d.world,
-            device=str(d.device),
-            batch_size_per_device=micro,
-            accumulation_steps=accum,
-            global_batch_size=cfg.global_batch_size,
-            samples_per_epoch={name: child.num_samples for name, child in children.items()},
-            steps_per_epoch=steps_per_epoch,
-            total_steps=total,
-            resumed_from=str(resume_from) if resume_from else None,
-        )
-
-    net = wrap_ddp(_Losses(model), d)
-    model.train()
-    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and d.device.type == "cuda")
-    autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=bf16)
-    special_ids = list(tokenizer.all_special_ids)
-    n_streams = len(streams)
-
-    def on_cpu(batch: dict[str, Any], micro_index: int) -> dict[str, torch.Tensor]:
-        """The model inputs of one stream's batch; RoBERTa's masking happens here."""
-        out = {k: batch[k] for k in MODEL_INPUTS if k in batch}
-        if masked_lm:
-            # Seeded by (seed, step, rank, micro-step): the same masks after a resume.
-            seed = int(np.random.SeedSequence([cfg.seed, step, d.rank, micro_index]).generate_state(1)[0])
-            out["input_ids"], out["labels"] = mask_tokens(
-                out["input_ids"],
-                tokenizer.mask_token_id,
-                len(tokenizer),
-                special_ids,
-                prob=cfg.mask_prob,
-                generator=torch.Generator().manual_seed(seed),
-            )
-        return out
-
-    def on_device(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        out = {k: v.to(d.device, non_blocking=True) for k, v in batch.items()}
-        if "pixel_values" in out:  # uint8 from the loader; normalised where the model runs
-            out["pixel_values"] = normalize_images(out["pixel_values"], model)
-        return out
-
-    loss_acc = torch.zeros(n_streams + 1, device=d.device)  # local loss sums, then skipped samples
-    count_acc = torch.zeros(n_streams, device=d.device, dtype=torch.float64)  # global target counts
-    grad_norm = torch.zeros((), device=d.device)
-    last_log, steps_since_log, checked = time.perf_counter(), 0, False
-    stop_reason: str | None = None
-    bar = progress_bar(d.rank, total, step, cfg.model)
-
-    while step < total and stop_reason is None:
-        epoch = step // steps_per_epoch
-        loader.set_epoch(epoch)
-        batches = iter(loader)
-        for _ in range(min((epoch + 1) * steps_per_epoch, total) - step):
-            raw = [_next_batch(batches) for _ in range(accum)]
-            cpu = [[on_cpu(r[s] if n_streams > 1 else r, i) for s in streams] for i, r in enumerate(raw)]
-            counts = torch.tensor(
-                [[count_targets(b["labels"], masked_lm) for b in mb] for mb in cpu], dtype=torch.float64
-            )
-            micro_batches = [[on_device(b) for b in mb] for mb in cpu]
-            global_counts = counts.sum(0).to(d.device)
-            if d.world > 1:
-                dist.all_reduce(global_counts)
-            scale = (d.world * torch.tensor(weights, device=d.device, dtype=torch.float64)
-                     / global_counts.clamp(min=1)).float()  # fmt: skip
-            for i, mb in enumerate(micro_batches):
-                last = i == accum - 1
-                sync = contextlib.nullcontext() if last or d.world == 1 else net.no_sync()
-                with sync:
-                    with autocast:
-                        out = net(mb)
-                    loss = sum(scale[s] * out[s][0] for s in range(n_streams))
-                    loss.backward()
-                loss_acc[:n_streams] += torch.stack([o[0].detach().float() for o in out])
-                if not checked:  # our count must be the one token_loss_sum uses
-                    if [int(o[1]) for o in out] != [int(c) for c in counts[i]]:
-                        raise RuntimeError(
-                            f"target count mismatch: {[int(o[1]) for o in out]} vs {counts[i].tolist()}"
-                        )
-                    checked = True
-            count_acc += global_counts
-            grad_norm = nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
-            lr = optimizer.param_groups[0]["lr"]  # the rate this step used
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            steps_since_log += 1
-            bar.update(1)
-
-            flag = torch.tensor([float(_STOP["signal"] or 0)])  # the signal number, 0 for none
-            if d.world > 1:
-                dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=d.flag_group)
-            if flag.item() > 0:
-                stop_reason = signal.Signals(int(flag.item())).name
-
-            if step % cfg.log_every == 0 or step == total or stop_reason:
-                loss_acc[n_streams] = float(_skipped(loader))
-                if d.world > 1:
-                    dist.all_reduce(loss_acc)
-                elapsed, last_log = time.perf_counter() - last_log, time.perf_counter()
-                rec = {"step": step, "epoch": round(step / steps_per_epoch, 4), "lr": lr}
-                rec.update(interval_record(loss_acc, count_acc, weights, streams, elapsed))
-                rec["grad_norm"] = float(grad_norm)
-                rec["samples_per_s"] = steps_since_log * cfg.global_batch_size * n_streams / elapsed
-                if metrics is not None:
-                    metrics.log(rec)
-                    bar.set_postfix_str(
-                        f"loss {rec['loss']:.3f} lr {lr:.2e} {rec['samples_per_s']:.0f} samples/s",
-                        refresh=False,
-                    )
-                loss_acc.zero_()
-                count_acc.zero_()
-                steps_since_log = 0
-
-            tags = _checkpoint_tags(cfg, step, steps_per_epoch, total, stop_reason is not None)
-            if tags:
-                trainer_state = {"optimizer": optimizer, "scheduler": scheduler, "config": cfg}
-                saved = ckpt.save_training(
-                    writer, step, step // steps_per_epoch, tags, model, trainer_state, loader
-                )
-            if stop_reason:
-                break
-        batches.close()
-
-    bar.close()
-    if metrics is not None:
-        metrics.close()
-    if d.rank == 0:
-        if stop_reason:
-            print(
-                f"Stopped by {stop_reason} after step {step}/{total}; checkpoint {saved}.\n"
-                f"Resume with: babylm-train {cfg.model} --config {run_dir / 'config.toml'} --resume auto",
-                flush=True,
-            )
-        else:
-            (run_dir / "done.json").write_text(json.dumps({"step": step, "total": total}) + "\n")
-            print(f"Done: {step} steps; checkpoints in {run_dir / ckpt.CKPT_DIR}", flush=True)
-    d.barrier()
-    return 0
-
-
-def _checkpoint_tags(cfg: TrainConfig, step: int, steps_per_epoch: int, total: int, stop: bool) -> list[str]:
-    """Why a checkpoint is due after `step` (none: no checkpoint)."""
-    tags = []
-    if cfg.save_every and step % cfg.save_every == 0:
-        tags.append("periodic")
-    if step % steps_per_epoch == 0 and step // steps_per_epoch in cfg.save_epochs:
-        tags.append(f"epoch-{step // steps_per_epoch}")
-    if step == total:
-        tags.append("final")
-    if stop:
-        tags.append("preempt")
-    return tags
+    return optimizer, scheduler
 
 
 def _next_batch(batches: Any) -> Any:
