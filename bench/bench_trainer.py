@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the fixture buil
 
 from babylm.train.config import TrainConfig  # noqa: E402
 from babylm.train.distributed import Dist  # noqa: E402
-from babylm.train.trainer import build_data, build_model_for, train  # noqa: E402
+from babylm.train.setup import build_data, build_model_for  # noqa: E402
+from babylm.train.trainer import train  # noqa: E402
 
 BATCH = int(os.environ.get("BENCH_BATCH", 8))
 WARMUP = int(os.environ.get("BENCH_WARMUP", 5))

@@ -1,0 +1,98 @@
+"""What a run is built from: the model of a config (seeded), the rank's loader and its streams,
+the vision encoder to load. Errors a user can cause here are `SetupError`s."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from babylm.train.config import TrainConfig
+from babylm.train.distributed import Dist
+
+DROPOUT_NAMES = ("hidden_dropout_prob", "attention_probs_dropout_prob")  # GIT and RoBERTa
+
+
+class SetupError(ValueError):
+    """A run that cannot start as configured (data kinds, tokenizer); the CLI shows it as usage."""
+
+
+def model_vocab_size(tokenizer: Any) -> int:
+    """len(tokenizer) + 8 spare rows: the original's 32778 for its 32770-token tokenizer."""
+    return len(tokenizer) + 8
+
+
+def vision_encoder_path(cfg: TrainConfig, run_dir: Path, d: Dist) -> str:
+    """The encoder to load; 'tiny-random' is built once by rank 0 under RUN_DIR/tiny_vit."""
+    if cfg.vision_encoder != "tiny-random":
+        return cfg.vision_encoder
+    from babylm.train.models import make_tiny_vit
+
+    path = run_dir / "tiny_vit"
+    if d.rank == 0 and not (path / "config.json").exists():
+        # Whole 224-pixel images (what prep stores), in 49 patches of 32 to stay cheap on a CPU.
+        make_tiny_vit(path, image_size=224, patch_size=32)
+    d.barrier()
+    return str(path)
+
+
+def build_model_for(cfg: TrainConfig, tokenizer: Any, vision: str | None) -> nn.Module:
+    """The model of `cfg.model`, seeded; `noimg` is GIT's text decoder that never sees an image."""
+    from babylm.train.models import build_model
+
+    kind = cfg.model
+    image_id = tokenizer.convert_tokens_to_ids("<image>")
+    if cfg.model == "flamingo" and (image_id is None or image_id == tokenizer.unk_token_id):
+        raise SetupError(f"{cfg.tokenizer}: flamingo needs an <image> token in the tokenizer")
+    overrides = {}
+    if cfg.dropout is not None:
+        names = ("dropout", "attention_dropout") if kind in ("flamingo", "opt") else DROPOUT_NAMES
+        overrides = dict.fromkeys(names, cfg.dropout)
+    torch.manual_seed(cfg.seed)
+    model = build_model(
+        kind,
+        size=cfg.size,
+        vocab_size=model_vocab_size(tokenizer),
+        vision_encoder=vision,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        image_token_id=image_id if image_id is not None else 0,
+        **overrides,
+    )
+    return model
+
+
+def build_data(
+    cfg: TrainConfig, tokenizer: Any, d: Dist, micro: int, image_size: int
+) -> tuple[Any, list[str]]:
+    """The rank's loader and its stream names; multimodal data is split by manifest kind."""
+    from babylm.shards import open_dataset
+    from babylm.train.data import build_loader
+
+    common = dict(batch_size=micro, world_size=d.world, rank=d.rank, workers=cfg.workers, seed=cfg.seed)
+    common.update(seq_len=cfg.seq_len, pin_memory=d.device.type == "cuda")
+    if not cfg.multimodal:
+        # Token chunks are cut in about a millisecond: a worker process would only add a copy.
+        common["workers"] = 0
+        return build_loader(cfg.data, kind="tokens", tokenizer=tokenizer, **common), ["text"]
+    kinds = {loc: open_dataset(loc).kind for loc in cfg.data}
+    captions = [loc for loc, k in kinds.items() if k in ("image_text", "features")]
+    texts = [loc for loc, k in kinds.items() if k == "tokens"]
+    if not captions or len(texts) != 1:
+        raise SetupError(
+            f"{cfg.model} needs one or more image_text/features datasets and one tokens dataset in --data; "
+            f"got {', '.join(f'{loc} ({k})' for loc, k in kinds.items())}"
+        )
+    loader = build_loader(
+        captions,
+        text_location=texts[0],
+        tokenizer=tokenizer,
+        image_prefix="<image> " if cfg.model == "flamingo" else None,
+        max_caption_tokens=cfg.seq_len,
+        images=cfg.model != "noimg",
+        image_size=image_size,
+        **common,
+    )
+    return loader, ["caption", "text"]
