@@ -24,7 +24,6 @@ import hashlib
 import io
 import os
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 from webdataset.tariterators import base_plus_ext
 
+from babylm.shards.atomic import atomic_write
 from babylm.shards.reader import is_remote
 
 BLOCK = 512
@@ -376,18 +376,9 @@ def _read_cached(path: Path) -> np.ndarray | None:
 
 
 def _write_cached(path: Path, index: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, index, allow_pickle=False)
-        # mkstemp makes 0600; a cache dir shared by a team ($BABYLM_CACHE_DIR) needs the umask's.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # atomic_write gives the umask's mode: a cache dir shared by a team ($BABYLM_CACHE_DIR) needs it.
+    with atomic_write(path) as f:
+        np.save(f, index, allow_pickle=False)
 
 
 def fingerprint(shards: list[ShardRef]) -> str:
