@@ -225,7 +225,7 @@ class Trainer:
                 [self.to_device(b) for b in mb], scale, counts[i], i == self.accum - 1, interval
             )
         interval.counts += global_counts
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
         grad_norm = nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
         self.optimizer.step()
