@@ -22,7 +22,7 @@ from PIL import Image
 from babylm.shards import iter_tar_samples, open_dataset
 from babylm.shards.sheet import render_contact_sheet
 from babylm.train.checkpoint import load_model, resolve_checkpoint
-from babylm.train.data import SampleCollate, load_tokenizer
+from babylm.train.data import LoaderSpec, SampleCollate, load_tokenizer
 from babylm.train.models import normalize_images, token_loss_sum
 
 
@@ -137,12 +137,11 @@ def evaluate(
         raise click.ClickException(f"evaluate needs a multimodal run (flamingo or git), this one is {kind}")
     tokenizer = load_tokenizer(tokenizer_path or config["tokenizer"])
     dataset_kind = open_dataset(data).kind
-    collate = SampleCollate(
-        dataset_kind,
-        tokenizer,
+    spec = LoaderSpec(
         image_prefix="<image> " if kind == "flamingo" else None,
         image_size=int(getattr(model, "image_size", 224)),
     )
+    collate = SampleCollate(dataset_kind, tokenizer, spec)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = {"checkpoint": str(ckpt), "data": str(data), "model": kind}

@@ -69,14 +69,23 @@ def build_data(
 ) -> tuple[Any, list[str]]:
     """The rank's loader and its stream names; multimodal data is split by manifest kind."""
     from babylm.shards import open_dataset
-    from babylm.train.data import build_loader
+    from babylm.train.data import LoaderSpec, build_loader
 
-    common = dict(batch_size=micro, world_size=d.world, rank=d.rank, workers=cfg.workers, seed=cfg.seed)
-    common.update(seq_len=cfg.seq_len, pin_memory=d.device.type == "cuda")
+    spec = LoaderSpec(
+        batch_size=micro,
+        workers=cfg.workers if cfg.multimodal else 0,
+        seed=cfg.seed,
+        seq_len=cfg.seq_len,
+        max_caption_tokens=cfg.seq_len,
+        image_prefix="<image> " if cfg.model == "flamingo" else None,
+        images=cfg.model != "noimg",
+        image_size=image_size,
+        pin_memory=d.device.type == "cuda",
+    )
+    topology = dict(world_size=d.world, rank=d.rank, tokenizer=tokenizer)
     if not cfg.multimodal:
         # Token chunks are cut in about a millisecond: a worker process would only add a copy.
-        common["workers"] = 0
-        return build_loader(cfg.data, kind="tokens", tokenizer=tokenizer, **common), ["text"]
+        return build_loader(cfg.data, spec, kind="tokens", **topology), ["text"]
     kinds = {loc: open_dataset(loc).kind for loc in cfg.data}
     captions = [loc for loc, k in kinds.items() if k in ("image_text", "features")]
     texts = [loc for loc, k in kinds.items() if k == "tokens"]
@@ -85,14 +94,4 @@ def build_data(
             f"{cfg.model} needs one or more image_text/features datasets and one tokens dataset in --data; "
             f"got {', '.join(f'{loc} ({k})' for loc, k in kinds.items())}"
         )
-    loader = build_loader(
-        captions,
-        text_location=texts[0],
-        tokenizer=tokenizer,
-        image_prefix="<image> " if cfg.model == "flamingo" else None,
-        max_caption_tokens=cfg.seq_len,
-        images=cfg.model != "noimg",
-        image_size=image_size,
-        **common,
-    )
-    return loader, ["caption", "text"]
+    return build_loader(captions, spec, text_location=texts[0], **topology), ["caption", "text"]

@@ -1,6 +1,7 @@
 """The data loader: babylm shards to per-rank training batches (`babylm.train.data`).
 
-How a batch is made, module by module:
+`spec` declares every loader setting and its default (`LoaderSpec`) and the interface of a
+stream's data (`Source`). How a batch is made, module by module:
 
 1. `plan`: the epoch plan. From (seed, epoch) and the manifests' sample counts it fixes the global
    sample sequence (shard blocks permuted, then webdataset's bounded shuffle) and deals global
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from babylm.train.data.collate import SampleCollate, load_tokenizer
     from babylm.train.data.loader import CorruptDataError, ShardLoader, build_loader
     from babylm.train.data.paired import PairedLoader
+    from babylm.train.data.spec import LoaderSpec, Source
     from babylm.train.data.tar_index import CorruptSample, ShardError
 
 _EXPORTS = {
@@ -42,16 +44,20 @@ _EXPORTS = {
     "SampleCollate": "collate",
     "load_tokenizer": "collate",
     "ShardError": "tar_index",
+    "LoaderSpec": "spec",
+    "Source": "spec",
     "CorruptSample": "tar_index",
 }
 
 __all__ = [
     "CorruptDataError",
     "CorruptSample",
+    "LoaderSpec",
     "PairedLoader",
     "SampleCollate",
     "ShardError",
     "ShardLoader",
+    "Source",
     "build_loader",
     "load_tokenizer",
 ]

@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import get_worker_info
 
 from babylm.shards import read_npy
+from babylm.train.data.spec import LoaderSpec
 from babylm.train.data.tar_index import CorruptSample
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -123,24 +124,19 @@ def tokenize_captions(
 class SampleCollate:
     """Turns the raw tar samples of one batch into the batch dict (`image_text` or `features`)."""
 
-    def __init__(
-        self,
-        kind: str,
-        tokenizer: Any = None,
-        image_prefix: str | None = "<image> ",
-        max_caption_tokens: int = 128,
-        images: bool = True,
-        image_size: int = 224,
-    ):
+    def __init__(self, kind: str, tokenizer: Any = None, spec: LoaderSpec | None = None):
+        """`spec` gives the caption and image settings (image_prefix, max_caption_tokens, images,
+        image_size); `tokenizer` (object or folder) None means batches carry caption strings only."""
         if kind not in ("image_text", "features"):
             raise ValueError(f"SampleCollate handles image_text and features shards, not {kind!r}")
+        spec = spec or LoaderSpec()
         self.kind = kind
         self.tokenizer = load_tokenizer(tokenizer)
-        self.image_prefix = image_prefix
-        self.max_caption_tokens = max_caption_tokens
-        self.images = images
-        self.image_size = image_size
-        self.want_embeds = kind == "features" and images
+        self.image_prefix = spec.image_prefix
+        self.max_caption_tokens = spec.max_caption_tokens
+        self.images = spec.images
+        self.image_size = spec.image_size
+        self.want_embeds = kind == "features" and spec.images
 
     def _decode(self, raw: dict[str, Any], slot: np.ndarray | None) -> tuple[str, str, np.ndarray | None]:
         key = raw["__key__"]

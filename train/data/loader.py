@@ -41,18 +41,13 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from babylm.train.data.paired import PairedLoader
 from babylm.train.data.plan import EpochCursor, worker_steps
-from babylm.train.data.sources import (
-    DEFAULT_BLOCK_SIZE,
-    DEFAULT_SHUFFLE_BUFFER,
-    TarSource,
-    TokenChunks,
-    make_source,
-)
+from babylm.train.data.sources import make_source
+from babylm.train.data.spec import LoaderSpec, Source
 
 log = logging.getLogger("babylm.train.loader")
 
 STATE_VERSION = 1
-__all__ = ["CorruptDataError", "PairedLoader", "ShardLoader", "build_loader", "make_source"]
+__all__ = ["CorruptDataError", "LoaderSpec", "PairedLoader", "ShardLoader", "build_loader", "make_source"]
 
 
 class CorruptDataError(RuntimeError):
@@ -90,17 +85,17 @@ class ShardLoader:
 
     def __init__(
         self,
-        source: TarSource | TokenChunks,
+        source: Source,
         batch_size: int,
         world_size: int = 1,
         rank: int = 0,
         workers: int = 0,
-        seed: int = 0,
-        max_corrupt_fraction: float = 0.01,
-        pin_memory: bool = False,
-        prefetch_factor: int = 2,
+        spec: LoaderSpec | None = None,
         multiprocessing_context: Any = None,
     ):
+        """`batch_size` and `workers` are this stream's (a paired loader's streams differ); the
+        rest of the settings come from `spec` (seed, corrupt limit, pinning, prefetch)."""
+        spec = spec or LoaderSpec()
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world size {world_size}")
         if batch_size < 1 or workers < 0:
@@ -108,9 +103,9 @@ class ShardLoader:
         self.source = source
         self.kind = source.kind
         self.batch_size, self.world_size, self.rank = batch_size, world_size, rank
-        self.workers, self.seed = workers, seed
-        self.max_corrupt_fraction = max_corrupt_fraction
-        self.pin_memory, self.prefetch_factor = pin_memory, prefetch_factor
+        self.workers, self.seed = workers, spec.seed
+        self.max_corrupt_fraction = spec.max_corrupt_fraction
+        self.pin_memory, self.prefetch_factor = spec.pin_memory, spec.prefetch_factor
         self.multiprocessing_context = multiprocessing_context
         self.epoch = 0
         self.step = 0
@@ -284,89 +279,42 @@ class ShardLoader:
 
 def build_loader(
     location: str | os.PathLike | Sequence[str | os.PathLike],
-    kind: str | None = None,
+    spec: LoaderSpec | None = None,
     *,
+    kind: str | None = None,
     text_location: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     tokenizer: Any = None,
-    batch_size: int = 32,
-    text_batch_size: int | None = None,
     world_size: int = 1,
     rank: int = 0,
-    workers: int = 0,
-    text_workers: int = 0,
-    seed: int = 0,
-    seq_len: int = 128,
-    image_prefix: str | None = "<image> ",
-    max_caption_tokens: int = 128,
-    images: bool = True,
-    image_size: int = 224,
-    block_size: int = DEFAULT_BLOCK_SIZE,
-    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
-    max_corrupt_fraction: float = 0.01,
-    storage_options: dict[str, Any] | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    pin_memory: bool = False,
-    prefetch_factor: int = 2,
+    **changes: Any,
 ) -> ShardLoader | PairedLoader:
     """The loader of one rank: what every torchrun rank of the trainer calls.
 
     - `location`: dataset folder(s) or URL(s) of one kind; `kind` defaults to the manifest's.
       With `text_location` (or kind="paired") the result is a `PairedLoader` of the caption
       stream at `location` and the tokens stream at `text_location`.
-    - `batch_size` is per rank (global batch = batch_size x world_size); `text_batch_size`
-      (default `batch_size`) for the tokens stream of a paired loader.
-    - `workers`: DataLoader worker processes for image/feature batches. `text_workers` defaults
-      to 0: a 128x128 token batch takes about a millisecond in-process, less than moving it
-      out of a worker. For a tokens-only loader, pass workers=0 for the same reason.
-    - `seed`, `block_size`, `shuffle_buffer` (and `seq_len` for tokens) fix the order; a resume
-      must use the same values (`load_state_dict` checks).
-    - `tokenizer` (object or path): captions are tokenized in the workers with `image_prefix`
-      (None for no prefix) and truncation at `max_caption_tokens`; without one, batches carry
-      only the caption strings. `images=False` skips image decoding (the text-only control).
-    - `image_size`: side of the square uint8 images; other sizes are center-cropped.
-    - `max_corrupt_fraction`: when more than this fraction of the samples a rank has read in an
-      epoch are undecodable, `CorruptDataError` names the worst shard. Judged along the way once
-      1/fraction samples were read (so one early bad sample is not "over 1%"), and at the end
-      of every epoch.
-    - `storage_options`: fsspec options for remote locations (e.g. {"endpoint_url": ...,
-      "key": ..., "secret": ...} for S3-compatible storage); `cache_dir`: where tar indexes
-      are cached (default $BABYLM_CACHE_DIR or ~/.cache/babylm).
+    - `spec`: every loader setting (see `LoaderSpec`); keyword `changes` replace single fields of
+      it, e.g. `build_loader(path, batch_size=16, workers=2)`.
+    - `tokenizer` (object or path): captions are tokenized in the workers; without one, batches
+      carry only the caption strings.
+    - `world_size`, `rank`: this process's place in the job (torchrun's).
     """
-    if tokenizer is not None and workers > 0:
+    spec = (spec or LoaderSpec()).replace(**changes) if changes else (spec or LoaderSpec())
+    if tokenizer is not None and spec.workers > 0:
         # Forked workers tokenize; the Rust thread pool must not be live across the fork.
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    common = dict(
-        world_size=world_size,
-        rank=rank,
-        seed=seed,
-        max_corrupt_fraction=max_corrupt_fraction,
-        pin_memory=pin_memory,
-        prefetch_factor=prefetch_factor,
-    )
-    source_args = dict(
-        tokenizer=tokenizer,
-        seq_len=seq_len,
-        image_prefix=image_prefix,
-        max_caption_tokens=max_caption_tokens,
-        images=images,
-        image_size=image_size,
-        block_size=block_size,
-        shuffle_buffer=shuffle_buffer,
-        storage_options=storage_options,
-        cache_dir=cache_dir,
-    )
+
+    def loader(source: Source, batch_size: int, workers: int) -> ShardLoader:
+        return ShardLoader(source, batch_size, world_size, rank, workers, spec)
+
     if kind == "paired" or text_location is not None:
         if text_location is None:
             raise ValueError("kind='paired' needs text_location (the tokens dataset)")
-        caption = ShardLoader(make_source(location, **source_args), batch_size, workers=workers, **common)
+        caption = loader(make_source(location, spec, tokenizer=tokenizer), spec.batch_size, spec.workers)
         if caption.kind == "tokens":
             raise ValueError("the caption stream of a paired loader must be image_text or features")
-        text_src = make_source(text_location, kind="tokens", **source_args)
-        text = ShardLoader(
-            text_src,
-            text_batch_size or batch_size,
-            workers=text_workers,
-            **common,
-        )
+        text_src = make_source(text_location, spec, kind="tokens", tokenizer=tokenizer)
+        text = loader(text_src, spec.text_batch_size or spec.batch_size, spec.text_workers)
         return PairedLoader(caption, text)
-    return ShardLoader(make_source(location, kind=kind, **source_args), batch_size, workers=workers, **common)
+    source = make_source(location, spec, kind=kind, tokenizer=tokenizer)
+    return loader(source, spec.batch_size, spec.workers)

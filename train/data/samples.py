@@ -14,13 +14,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
+from babylm.train.data.spec import LoaderSpec, default_of
+
 if TYPE_CHECKING:
     from babylm.train.data.loader import ShardLoader
-
-# Same defaults as babylm.train.data.sources; not imported from there so that
-# `babylm-train --help` does not import torch.
-DEFAULT_BLOCK_SIZE = 128
-DEFAULT_SHUFFLE_BUFFER = 2048
 
 
 def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -36,32 +33,43 @@ def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.command("samples")
 @click.argument("location", nargs=-1, required=True)
 @click.option("--world-size", default=1, show_default=True, help="Number of ranks (torchrun processes).")
-@click.option("--workers", default=0, show_default=True, help="DataLoader workers per rank.")
-@click.option("--batch-size", default=32, show_default=True, help="Batch size per rank.")
+@click.option(
+    "--workers", default=default_of("workers"), show_default=True, help="DataLoader workers per rank."
+)
+@click.option(
+    "--batch-size", default=default_of("batch_size"), show_default=True, help="Batch size per rank."
+)
 @click.option("--epoch", default=0, show_default=True, help="Epoch to show.")
 @click.option("--steps", type=int, default=None, help="Show at most this many steps (default: to the end).")
 @click.option(
     "--start-step", default=0, show_default=True, help="Show the batches after a resume at this step."
 )
-@click.option("--seed", default=0, show_default=True, help="Data order seed of the run.")
-@click.option("--seq-len", default=128, show_default=True, help="Chunk length for tokens datasets.")
+@click.option("--seed", default=default_of("seed"), show_default=True, help="Data order seed of the run.")
 @click.option(
-    "--block-size", default=DEFAULT_BLOCK_SIZE, show_default=True, help="Samples per shuffled block."
+    "--seq-len", default=default_of("seq_len"), show_default=True, help="Chunk length for tokens datasets."
 )
 @click.option(
-    "--shuffle-buffer", default=DEFAULT_SHUFFLE_BUFFER, show_default=True, help="Bounded shuffle buffer size."
+    "--block-size", default=default_of("block_size"), show_default=True, help="Samples per shuffled block."
+)
+@click.option(
+    "--shuffle-buffer",
+    default=default_of("shuffle_buffer"),
+    show_default=True,
+    help="Bounded shuffle buffer size.",
 )
 @click.option(
     "--images/--no-images",
-    default=True,
+    default=default_of("images"),
     show_default=True,
     help="Decode images (as training does; undecodable samples are then left out). "
     "--no-images shows the keys of the text-only (noimg) runs.",
 )
-@click.option("--image-size", default=224, show_default=True, help="Square image size of the run.")
+@click.option(
+    "--image-size", default=default_of("image_size"), show_default=True, help="Square image size of the run."
+)
 @click.option(
     "--max-corrupt-fraction",
-    default=0.01,
+    default=default_of("max_corrupt_fraction"),
     show_default=True,
     help="Fail when more than this fraction of an epoch's samples is undecodable (as training).",
 )
@@ -97,26 +105,21 @@ def samples(
     """
     from babylm.train.data.loader import build_loader
 
+    spec = LoaderSpec(
+        batch_size=batch_size,
+        workers=workers,
+        seed=seed,
+        seq_len=seq_len,
+        block_size=block_size,
+        shuffle_buffer=shuffle_buffer,
+        images=images,
+        image_size=image_size,
+        max_corrupt_fraction=max_corrupt_fraction,
+        cache_dir=cache_dir,
+        storage_options=_options(storage_option),
+    )
     loaders = [
-        cast(
-            "ShardLoader",
-            build_loader(
-                list(location),
-                batch_size=batch_size,
-                world_size=world_size,
-                rank=rank,
-                workers=workers,
-                seed=seed,
-                seq_len=seq_len,
-                block_size=block_size,
-                shuffle_buffer=shuffle_buffer,
-                images=images,
-                image_size=image_size,
-                max_corrupt_fraction=max_corrupt_fraction,
-                cache_dir=cache_dir,
-                storage_options=_options(storage_option),
-            ),
-        )
+        cast("ShardLoader", build_loader(list(location), spec, world_size=world_size, rank=rank))
         for rank in range(world_size)
     ]
     first = loaders[0]

@@ -4,7 +4,7 @@ A source knows its number of items per epoch (`num_items`: samples, or token chu
 parameters that fix its order (`plan()`, stored in the loader state), the epoch order
 (`order(seed, epoch)`, computed once per epoch in the rank's main process and inherited by the
 forked workers), how to assemble the batch at given positions of that order (`batch`, run in
-the workers) and what to add to it in the consumer process (`finish`). `make_source` resolves dataset locations into a source.
+the workers) and what to add to it in the consumer process (`finish`). `make_source` resolves dataset locations into a source. The interface is `spec.Source`.
 """
 
 from __future__ import annotations
@@ -19,11 +19,9 @@ import numpy as np
 from babylm.shards import open_dataset
 from babylm.train.data.collate import SampleCollate
 from babylm.train.data.plan import chunk_order, sample_order
+from babylm.train.data.spec import LoaderSpec, Source
 from babylm.train.data.tar_index import ShardFiles, ShardRef, fingerprint, parse_sample
 from babylm.train.data.tokens import TokenShardRef, TokenSource
-
-DEFAULT_BLOCK_SIZE = 128
-DEFAULT_SHUFFLE_BUFFER = 2048
 
 
 @functools.lru_cache(maxsize=2)
@@ -34,22 +32,14 @@ def _cached_sample_order(counts: tuple[int, ...], seed: int, epoch: int, block: 
 class TarSource:
     """image_text / features tar shards: plan order and batch assembly by byte-range reads."""
 
-    def __init__(
-        self,
-        shards: list[ShardRef],
-        collate: SampleCollate,
-        block_size: int = DEFAULT_BLOCK_SIZE,
-        shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
-        storage_options: dict[str, Any] | None = None,
-        cache_dir: str | os.PathLike | None = None,
-    ):
+    def __init__(self, shards: list[ShardRef], collate: SampleCollate, spec: LoaderSpec):
         self.kind = collate.kind
         self.collate = collate
         self.counts = tuple(s.samples for s in shards)
         self.num_items = sum(self.counts)
-        self.block_size = block_size
-        self.shuffle_buffer = shuffle_buffer
-        self.files = ShardFiles(shards, storage_options, cache_dir)
+        self.block_size = spec.block_size
+        self.shuffle_buffer = spec.shuffle_buffer
+        self.files = ShardFiles(shards, spec.storage_options, spec.cache_dir)
         self.fingerprint = fingerprint(shards)
 
     def plan(self) -> dict[str, Any]:
@@ -116,21 +106,13 @@ def _locations(location: str | os.PathLike | Sequence[str | os.PathLike]) -> lis
 
 def make_source(
     location: str | os.PathLike | Sequence[str | os.PathLike],
+    spec: LoaderSpec,
     *,
     kind: str | None = None,
     tokenizer: Any = None,
-    seq_len: int = 128,
-    image_prefix: str | None = "<image> ",
-    max_caption_tokens: int = 128,
-    images: bool = True,
-    image_size: int = 224,
-    block_size: int = DEFAULT_BLOCK_SIZE,
-    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
-    storage_options: dict[str, Any] | None = None,
-    cache_dir: str | os.PathLike | None = None,
-) -> TarSource | TokenChunks:
+) -> Source:
     """The data source of one stream: the datasets at `location`, all of one kind."""
-    datasets = [open_dataset(loc, storage_options) for loc in _locations(location)]
+    datasets = [open_dataset(loc, spec.storage_options) for loc in _locations(location)]
     kinds = {d.kind for d in datasets}
     if len(kinds) != 1 or (kind is not None and kinds != {kind}):
         raise ValueError(f"datasets {[d.location for d in datasets]} are {sorted(kinds)}, expected {kind}")
@@ -139,7 +121,7 @@ def make_source(
     if found == "tokens":
         refs = [TokenShardRef(d.shard_url(e), e.tokens or 0, e.bytes, e.sha256) for d, e in entries]
         shard_refs = [ShardRef(r.url, r.tokens, r.bytes, r.sha256) for r in refs]
-        return TokenChunks(TokenSource(refs, seq_len, storage_options), fingerprint(shard_refs))
-    collate = SampleCollate(found, tokenizer, image_prefix, max_caption_tokens, images, image_size)
+        return TokenChunks(TokenSource(refs, spec.seq_len, spec.storage_options), fingerprint(shard_refs))
+    collate = SampleCollate(found, tokenizer, spec)
     refs2 = [ShardRef(d.shard_url(e), e.samples, e.bytes, e.sha256) for d, e in entries]
-    return TarSource(refs2, collate, block_size, shuffle_buffer, storage_options, cache_dir)
+    return TarSource(refs2, collate, spec)

@@ -50,8 +50,11 @@ def test_samples_command_prints_the_keys_every_rank_gets(tmp_path):
 
 
 def test_samples_defaults_match_the_loader():
-    from babylm.train.data import samples
-    from babylm.train.data import sources as loader_sources
+    """The samples command declares no default of its own: each is LoaderSpec's."""
+    from babylm.train.data.samples import samples
+    from babylm.train.data.spec import LoaderSpec
 
-    assert samples.DEFAULT_BLOCK_SIZE == loader_sources.DEFAULT_BLOCK_SIZE
-    assert samples.DEFAULT_SHUFFLE_BUFFER == loader_sources.DEFAULT_SHUFFLE_BUFFER
+    spec = LoaderSpec()
+    shared = {p.name: p.default for p in samples.params if hasattr(spec, p.name or "")}
+    assert {"block_size", "shuffle_buffer", "batch_size", "workers", "seed", "image_size"} <= set(shared)
+    assert shared == {name: getattr(spec, name) for name in shared}

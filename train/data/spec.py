@@ -1,0 +1,102 @@
+"""What a loader is made of: `LoaderSpec`, every loader setting and its one default, and `Source`,
+the interface each stream kind implements.
+
+This module imports neither torch nor numpy, so the `babylm-train samples` CLI can read the
+defaults for its `--help` without starting torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class LoaderSpec:
+    """Every setting of a rank's loader. The topology (rank, world size) and the tokenizer object
+    are passed beside it; everything else lives here, with its default.
+
+    - `batch_size` is per rank (global batch = batch_size x world size); `text_batch_size`
+      (None: `batch_size`) is the tokens stream's of a paired loader.
+    - `workers`: DataLoader worker processes for image/feature batches. `text_workers` stays 0 by
+      default: a 128x128 token batch takes about a millisecond in-process, less than moving it
+      out of a worker.
+    - `seed`, `block_size`, `shuffle_buffer` (and `seq_len` for tokens) fix the sample order; a
+      resume must use the same values (`ShardLoader.load_state_dict` checks).
+    - captions are tokenized with `image_prefix` (None: none) and cut at `max_caption_tokens`;
+      `images=False` skips image decoding (the text-only control); `image_size` is the side of the
+      square uint8 images (other sizes are center-cropped).
+    - `max_corrupt_fraction`: more undecodable samples than this fraction of an epoch's is an error.
+    - `storage_options`: fsspec options for remote locations (e.g. S3 endpoint and keys);
+      `cache_dir`: where tar indexes are cached (None: $BABYLM_CACHE_DIR or ~/.cache/babylm).
+    """
+
+    batch_size: int = 32
+    text_batch_size: int | None = None
+    workers: int = 0
+    text_workers: int = 0
+    seed: int = 0
+    seq_len: int = 128
+    image_prefix: str | None = "<image> "
+    max_caption_tokens: int = 128
+    images: bool = True
+    image_size: int = 224
+    block_size: int = 128
+    shuffle_buffer: int = 2048
+    max_corrupt_fraction: float = 0.01
+    storage_options: dict[str, Any] | None = None
+    cache_dir: str | os.PathLike | None = None
+    pin_memory: bool = False
+    prefetch_factor: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "seq_len", "max_caption_tokens", "image_size", "block_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.text_batch_size is not None and self.text_batch_size < 1:
+            raise ValueError(f"text_batch_size must be >= 1, got {self.text_batch_size}")
+        if self.workers < 0 or self.text_workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}, {self.text_workers}")
+        if self.shuffle_buffer < 0:
+            raise ValueError(f"shuffle_buffer must be >= 0, got {self.shuffle_buffer}")
+        if not 0 <= self.max_corrupt_fraction <= 1:
+            raise ValueError(f"max_corrupt_fraction must be in [0, 1], got {self.max_corrupt_fraction}")
+
+    def replace(self, **changes: Any) -> LoaderSpec:
+        """A copy with `changes` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def default_of(name: str) -> Any:
+    """The default of LoaderSpec field `name` (for CLI options that expose it)."""
+    return next(f.default for f in dataclasses.fields(LoaderSpec) if f.name == name)
+
+
+class Source(Protocol):
+    """One stream kind's data (image_text, features or tokens shards), as the loader sees it.
+
+    `order` runs once per epoch in the rank's main process (forked workers inherit it); `batch`
+    runs in the workers; `finish` runs in the consumer process on each batch.
+    """
+
+    kind: str
+    num_items: int  # samples, or token chunks, in one epoch
+    fingerprint: str  # identifies the shards; a resume must see the same
+
+    def plan(self) -> dict[str, Any]:
+        """The settings besides seed and epoch that fix the order (stored in the loader state)."""
+        ...
+
+    def order(self, seed: int, epoch: int) -> Any:
+        """The epoch's item order."""
+        ...
+
+    def batch(self, order: Any, positions: Any) -> dict[str, Any]:
+        """The batch of the items at `positions` of `order`, with `_corrupt`: the ones left out."""
+        ...
+
+    def finish(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """What the consumer process adds to a batch."""
+        ...
