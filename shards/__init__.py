@@ -14,6 +14,7 @@ from babylm.shards.manifest import (
 )
 from babylm.shards.reader import (
     Dataset,
+    DatasetNotFound,
     iter_tar_samples,
     open_dataset,
     open_file,
@@ -41,6 +42,7 @@ __all__ = [
     "MANIFEST_NAME",
     "ArrowShardWriter",
     "Dataset",
+    "DatasetNotFound",
     "Manifest",
     "ManifestError",
     "RollingWriter",

@@ -84,17 +84,28 @@ class Dataset:
         return open_file(self.shard_url(entry), self.storage_options)
 
 
+class DatasetNotFound(FileNotFoundError):
+    """A dataset location without a manifest (the message names it and says what to pass)."""
+
+
 def open_dataset(location: str | os.PathLike, storage_options: dict[str, Any] | None = None) -> Dataset:
-    """Resolve `location` (folder or manifest URL) and load its validated manifest."""
+    """Resolve `location` (folder or manifest URL) and load its validated manifest.
+
+    Raises DatasetNotFound when there is no manifest, ManifestError when it does not validate.
+    """
     loc = str(location).rstrip("/")
     if loc.endswith("/" + MANIFEST_NAME) or loc == MANIFEST_NAME:
         loc = loc[: -len(MANIFEST_NAME)].rstrip("/") or "."
+    if not is_remote(loc) and not Path(_local_path(loc)).exists():
+        raise DatasetNotFound(
+            f"{loc}: no such dataset folder; pass a folder written by babylm-prep (or its URL)"
+        )
     manifest_url = join_location(loc, MANIFEST_NAME)
     try:
         with open_file(manifest_url, storage_options) as f:
             data = f.read()
     except FileNotFoundError as e:
-        raise FileNotFoundError(
+        raise DatasetNotFound(
             f"{manifest_url}: no manifest; is this a babylm dataset folder (or is prep unfinished)?"
         ) from e
     return Dataset(loc, parse_manifest(data, manifest_url), dict(storage_options or {}))

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from babylm.shards import atomic_write_bytes
+from babylm.train.errors import MissingInput
 
 CKPT_DIR = "checkpoints"
 _NAME = re.compile(r"step-(\d{8})")
@@ -213,7 +214,10 @@ def resolve_checkpoint(path: str | Path, run_dir: str | Path | None = None) -> P
         found = list_checkpoints(p)
         if found:
             return found[-1][0]
-    raise FileNotFoundError(f"{path}: neither a checkpoint folder nor a run folder with complete checkpoints")
+    raise MissingInput(
+        f"{path}: neither a checkpoint folder nor a run folder with complete checkpoints; "
+        "pass RUN_DIR or RUN_DIR/checkpoints/step-N of a babylm-train run"
+    )
 
 
 def read_meta(ckpt: str | Path) -> dict[str, Any]:

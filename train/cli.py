@@ -1,11 +1,46 @@
-"""`babylm-train`: train the BabyLM baselines from shards, resume, export."""
+"""`babylm-train`: train the BabyLM baselines from shards, resume, export.
+
+The only place that decides how errors look: a mistake the user can fix (a `TrainError` from the
+library, a dataset without a manifest or with one that does not validate, a click usage
+error) is one line on stderr and exit
+status 2; anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import click
 
+from babylm.shards import DatasetNotFound, ManifestError
+from babylm.train.errors import TrainError
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class _Group(click.Group):
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        except click.UsageError as e:
+            hint = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
+            _fail(e.format_message() + hint, 2)
+        except click.ClickException as e:
+            _fail(e.format_message(), e.exit_code)
+        except (TrainError, ManifestError, DatasetNotFound) as e:
+            _fail(str(e), 2)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"Error: {' '.join(message.split())}", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 def main() -> None:
     """Train Flamingo, GIT, OPT and RoBERTa baselines from babylm shards, with torchrun DDP."""
 
@@ -14,10 +49,7 @@ def main() -> None:
 from babylm.train.data.samples import samples  # noqa: E402
 
 main.add_command(samples)
-from babylm.train.train_cli import export, plot, train_commands  # noqa: E402
+from babylm.train.train_cli import evaluate_command, export, plot, train_commands  # noqa: E402
 
-for _command in (*train_commands, export, plot):
+for _command in (*train_commands, export, plot, evaluate_command):
     main.add_command(_command)
-from babylm.train.evaluate import evaluate_command  # noqa: E402
-
-main.add_command(evaluate_command)

@@ -15,14 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import click
 import torch
 from PIL import Image
 
-from babylm.shards import iter_tar_samples, open_dataset
+from babylm.shards import ManifestError, iter_tar_samples, open_dataset
 from babylm.shards.sheet import render_contact_sheet
 from babylm.train.checkpoint import load_model, resolve_checkpoint
 from babylm.train.data import LoaderSpec, SampleCollate, load_tokenizer
+from babylm.train.errors import MissingInput, TrainError
 from babylm.train.models import normalize_images, token_loss_sum
 
 
@@ -76,7 +76,9 @@ def caption_losses(
         targets += int(n)
         samples += len(batch["keys"])
     if not targets:
-        raise click.ClickException(f"{location}: no image-caption pairs to evaluate")
+        raise TrainError(
+            f"{location}: no image-caption pairs to evaluate; pass an image_text or features dataset"
+        )
     matched, shuffled = sums["matched"] / targets, sums["shuffled"] / targets
     return {
         "samples": samples,
@@ -131,12 +133,21 @@ def evaluate(
 
     ckpt = resolve_checkpoint(checkpoint, checkpoint)
     if ckpt is None:
-        raise click.ClickException(f"{checkpoint}: no complete checkpoint found")
+        raise MissingInput(f"{checkpoint}: no complete checkpoint found")
+    try:
+        dataset_kind = open_dataset(data).kind
+    except (FileNotFoundError, ManifestError) as e:
+        raise MissingInput(f"--data {data}: {e}") from e
+    if dataset_kind == "tokens":
+        raise TrainError(
+            f"--data {data} is a tokens dataset; pass image-caption shards (e.g. cc3m_validation)"
+        )
     model, kind, config = load_model(ckpt)
     if kind not in ("flamingo", "git"):
-        raise click.ClickException(f"evaluate needs a multimodal run (flamingo or git), this one is {kind}")
+        raise TrainError(
+            f"{checkpoint}: evaluate needs a multimodal run (flamingo or git), this one is {kind}"
+        )
     tokenizer = load_tokenizer(tokenizer_path or config["tokenizer"])
-    dataset_kind = open_dataset(data).kind
     spec = LoaderSpec(
         image_prefix="<image> " if kind == "flamingo" else None,
         image_size=int(getattr(model, "image_size", 224)),
@@ -153,43 +164,3 @@ def evaluate(
         plot(run_dir, out / "loss.png")
     (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
-
-
-@click.command("evaluate")
-@click.argument("checkpoint")
-@click.option("--data", required=True, help="Held-out image-text (or features) shards, e.g. cc3m_validation.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Report folder.")
-@click.option("--tokenizer", default=None, help="Tokenizer folder (default: the one the run used).")
-@click.option(
-    "--batch-size", default=32, show_default=True, help="Pairs per batch; images are shuffled within a batch."
-)
-@click.option("--max-samples", default=1024, show_default=True, help="Evaluate at most this many pairs.")
-@click.option("--examples", default=8, show_default=True, help="Greedy captions on the contact sheet.")
-@click.option(
-    "--min-image-gain",
-    type=float,
-    default=None,
-    help="Exit non-zero unless shuffled-image loss exceeds right-image loss by at least this much.",
-)
-def evaluate_command(
-    checkpoint: str,
-    data: str,
-    out_dir: str,
-    tokenizer: str | None,
-    batch_size: int,
-    max_samples: int,
-    examples: int,
-    min_image_gain: float | None,
-) -> None:
-    """Caption loss with the right vs. shuffled images, greedy captions and loss curves of
-    CHECKPOINT (a checkpoint folder or a run folder: its newest checkpoint)."""
-    r = evaluate(checkpoint, data, out_dir, tokenizer, batch_size, max_samples, examples)
-    click.echo(
-        f"caption loss with right images {r['matched_loss']:.3f}, with shuffled images "
-        f"{r['shuffled_loss']:.3f} (gain {r['image_gain']:+.3f}) over {r['samples']} pairs"
-    )
-    click.echo(f"report: {Path(out_dir).resolve()} (eval.json, captions.png, loss.png)")
-    if min_image_gain is not None and r["image_gain"] < min_image_gain:
-        raise click.ClickException(
-            f"the model does not use the image enough: gain {r['image_gain']:.3f} < {min_image_gain}"
-        )

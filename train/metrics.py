@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from babylm.train.errors import MissingInput
+
 METRICS_NAME = "metrics.jsonl"
 
 
@@ -80,7 +82,9 @@ def plot(run_dir: str | Path, out_png: str | Path | None = None) -> Path:
     run_dir = Path(run_dir)
     records = read_metrics(run_dir / METRICS_NAME) if (run_dir / METRICS_NAME).exists() else []
     if not records:
-        raise FileNotFoundError(f"{run_dir / METRICS_NAME}: no metrics to plot")
+        raise MissingInput(
+            f"{run_dir / METRICS_NAME}: no metrics to plot; pass the --out folder of a babylm-train run"
+        )
     out_png = Path(out_png) if out_png else run_dir / "loss.png"
     steps = [r["step"] for r in records]
     fig, (ax_loss, ax_lr) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, height_ratios=(3, 1))

@@ -3,6 +3,7 @@ the vision encoder to load. Errors a user can cause here are `SetupError`s."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,11 @@ from torch import nn
 
 from babylm.train.config import TrainConfig
 from babylm.train.distributed import Dist
+from babylm.train.errors import SetupError
+
+__all__ = ["SetupError", "build_data", "build_model_for", "check_inputs", "vision_encoder_path"]
 
 DROPOUT_NAMES = ("hidden_dropout_prob", "attention_probs_dropout_prob")  # GIT and RoBERTa
-
-
-class SetupError(ValueError):
-    """A run that cannot start as configured (data kinds, tokenizer); the CLI shows it as usage."""
 
 
 def model_vocab_size(tokenizer: Any) -> int:
@@ -68,7 +68,6 @@ def build_data(
     cfg: TrainConfig, tokenizer: Any, d: Dist, micro: int, image_size: int
 ) -> tuple[Any, list[str]]:
     """The rank's loader and its stream names; multimodal data is split by manifest kind."""
-    from babylm.shards import open_dataset
     from babylm.train.data import LoaderSpec, build_loader
 
     spec = LoaderSpec(
@@ -86,12 +85,51 @@ def build_data(
     if not cfg.multimodal:
         # Token chunks are cut in about a millisecond: a worker process would only add a copy.
         return build_loader(cfg.data, spec, kind="tokens", **topology), ["text"]
-    kinds = {loc: open_dataset(loc).kind for loc in cfg.data}
-    captions = [loc for loc, k in kinds.items() if k in ("image_text", "features")]
+    kinds = data_kinds(cfg)
+    captions = [loc for loc, k in kinds.items() if k != "tokens"]
     texts = [loc for loc, k in kinds.items() if k == "tokens"]
-    if not captions or len(texts) != 1:
-        raise SetupError(
-            f"{cfg.model} needs one or more image_text/features datasets and one tokens dataset in --data; "
-            f"got {', '.join(f'{loc} ({k})' for loc, k in kinds.items())}"
-        )
     return build_loader(captions, spec, text_location=texts[0], **topology), ["caption", "text"]
+
+
+# A Hugging Face hub name: `name` or `org/name`, nothing that looks like a path.
+_HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+
+
+def _check_folder(value: str, option: str, what: str) -> None:
+    """A local folder that must exist; hub names (`facebook/dino-vitb16`) pass through."""
+    path = Path(value).expanduser()
+    if path.is_dir() or (_HUB_NAME.fullmatch(value) and not path.exists()):
+        return
+    problem = "is a file, not a folder" if path.exists() else "no such folder"
+    raise SetupError(f"{option} {value}: {problem}; pass {what}")
+
+
+def data_kinds(cfg: TrainConfig) -> dict[str, str]:
+    """Each --data location's dataset kind, checked against what `cfg.model` trains on."""
+    from babylm.shards import ManifestError, open_dataset
+
+    kinds = {}
+    for loc in cfg.data:
+        try:
+            kinds[loc] = open_dataset(loc).kind
+        except (FileNotFoundError, ManifestError) as e:
+            raise SetupError(f"--data {loc}: {e}") from e
+    got = ", ".join(f"{loc} ({k})" for loc, k in kinds.items())
+    if cfg.multimodal:
+        texts = [k for k in kinds.values() if k == "tokens"]
+        if len(texts) != 1 or len(texts) == len(kinds):
+            raise SetupError(
+                f"{cfg.model} needs one or more image_text/features datasets and one tokens dataset "
+                f"in --data; got {got}"
+            )
+    elif set(kinds.values()) != {"tokens"}:
+        raise SetupError(f"{cfg.model} trains on tokens datasets (babylm-prep text) only; --data got {got}")
+    return kinds
+
+
+def check_inputs(cfg: TrainConfig) -> None:
+    """Fail before any work when a path of `cfg` is missing or a dataset is of the wrong kind."""
+    _check_folder(cfg.tokenizer, "--tokenizer", "a tokenizer folder (babylm-prep tokenizer) or a hub name")
+    if cfg.multimodal and cfg.vision_encoder != "tiny-random":
+        _check_folder(cfg.vision_encoder, "--vision-encoder", "a ViT folder or a hub name")
+    data_kinds(cfg)

@@ -1,4 +1,4 @@
-"""`babylm-train {flamingo,git,noimg,opt,roberta}`, `babylm-train export` and `babylm-train plot`.
+"""`babylm-train {flamingo,git,noimg,opt,roberta}`, `babylm-train export`, `plot` and `evaluate`.
 
 The training options are generated from `TrainConfig`'s fields (name, type, help), so the CLI, the
 TOML file and the dataclass cannot drift apart. Every option defaults to "not given" here; the
@@ -105,13 +105,11 @@ def _make_train_command(model: str) -> click.Command:
             cfg = resolve_config(model, _absolute_paths(cli), config_file)
         except ValueError as e:
             raise click.UsageError(str(e)) from e
-        from babylm.train.trainer import SetupError, train
+        from babylm.train.setup import check_inputs
+        from babylm.train.trainer import train
 
-        try:
-            code = train(cfg)
-        except SetupError as e:
-            raise click.UsageError(str(e)) from e
-        sys.exit(code)
+        check_inputs(cfg)  # a SetupError is one line and exit 2 (see cli.py)
+        sys.exit(train(cfg))
 
     return command
 
@@ -162,3 +160,45 @@ def plot(run_dir: str, out_png: str | None) -> None:
     from babylm.train.metrics import plot as draw
 
     click.echo(str(draw(run_dir, out_png)))
+
+
+@click.command("evaluate")
+@click.argument("checkpoint")
+@click.option("--data", required=True, help="Held-out image-text (or features) shards, e.g. cc3m_validation.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Report folder.")
+@click.option("--tokenizer", default=None, help="Tokenizer folder (default: the one the run used).")
+@click.option(
+    "--batch-size", default=32, show_default=True, help="Pairs per batch; images are shuffled within a batch."
+)
+@click.option("--max-samples", default=1024, show_default=True, help="Evaluate at most this many pairs.")
+@click.option("--examples", default=8, show_default=True, help="Greedy captions on the contact sheet.")
+@click.option(
+    "--min-image-gain",
+    type=float,
+    default=None,
+    help="Exit non-zero unless shuffled-image loss exceeds right-image loss by at least this much.",
+)
+def evaluate_command(
+    checkpoint: str,
+    data: str,
+    out_dir: str,
+    tokenizer: str | None,
+    batch_size: int,
+    max_samples: int,
+    examples: int,
+    min_image_gain: float | None,
+) -> None:
+    """Caption loss with the right vs. shuffled images, greedy captions and loss curves of
+    CHECKPOINT (a checkpoint folder or a run folder: its newest checkpoint)."""
+    from babylm.train.evaluate import evaluate
+
+    r = evaluate(checkpoint, data, out_dir, tokenizer, batch_size, max_samples, examples)
+    click.echo(
+        f"caption loss with right images {r['matched_loss']:.3f}, with shuffled images "
+        f"{r['shuffled_loss']:.3f} (gain {r['image_gain']:+.3f}) over {r['samples']} pairs"
+    )
+    click.echo(f"report: {Path(out_dir).resolve()} (eval.json, captions.png, loss.png)")
+    if min_image_gain is not None and r["image_gain"] < min_image_gain:
+        raise click.ClickException(
+            f"the model does not use the image enough: gain {r['image_gain']:.3f} < {min_image_gain}"
+        )

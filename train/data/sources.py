@@ -22,6 +22,7 @@ from babylm.train.data.plan import chunk_order, sample_order
 from babylm.train.data.spec import LoaderSpec, Source
 from babylm.train.data.tar_index import ShardFiles, ShardRef, fingerprint, parse_sample
 from babylm.train.data.tokens import TokenShardRef, TokenSource
+from babylm.train.errors import DataError
 
 
 @functools.lru_cache(maxsize=2)
@@ -115,7 +116,10 @@ def make_source(
     datasets = [open_dataset(loc, spec.storage_options) for loc in _locations(location)]
     kinds = {d.kind for d in datasets}
     if len(kinds) != 1 or (kind is not None and kinds != {kind}):
-        raise ValueError(f"datasets {[d.location for d in datasets]} are {sorted(kinds)}, expected {kind}")
+        raise DataError(
+            f"datasets {', '.join(d.location for d in datasets)} are {'/'.join(sorted(kinds))}; "
+            f"pass {kind or 'one kind of'} datasets only"
+        )
     found = kinds.pop()
     entries = [(d, e) for d in datasets for e in d.manifest.shards]
     if found == "tokens":
