@@ -15,7 +15,7 @@ import psutil
 import pytest
 import torch
 
-from tests.train.test_trainer import (
+from tests.train.trainer_fixtures import (
     assert_same_weights,
     final_weights,
     metrics,
