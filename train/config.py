@@ -34,8 +34,6 @@ MIX_PRESETS: dict[str, tuple[float, float]] = {
 }
 # Setting-name model keys of the original (`exp_txt_vis_new.py`, `exp_strict*.py`).
 _SETTING_MODELS = {"flmg": "flamingo", "git": "git", "noimg": "noimg"}
-# The original's linear warmup starts at 1e-4 of the peak (mmcv's warmup_ratio; it cannot be 0).
-WARMUP_START = 1e-4
 # Fields that say what to do now rather than what the run is; not written to config.toml.
 _NOT_RECORDED = ("resume", "config")
 
@@ -318,13 +316,3 @@ def resolve_config(model: str, cli: dict[str, Any], config_file: str | Path | No
 def config_fields() -> list[dataclasses.Field]:
     """Fields exposed as CLI options (all but `model`, which is the command)."""
     return [f for f in fields(TrainConfig) if f.name != "model"]
-
-
-def lr_factor(step: int, cfg: TrainConfig, total_steps: int) -> float:
-    """Multiplier of --lr at optimizer step `step`: linear warmup, then constant or cosine."""
-    if step < cfg.warmup_steps:
-        return WARMUP_START + (1.0 - WARMUP_START) * step / cfg.warmup_steps
-    if cfg.lr_schedule == "cosine":
-        progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
-        return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-    return 1.0

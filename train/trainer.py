@@ -30,7 +30,7 @@ import torch.distributed as dist
 from torch import nn
 
 from babylm.train import checkpoint as ckpt
-from babylm.train.config import TrainConfig, lr_factor
+from babylm.train.config import TrainConfig
 from babylm.train.distributed import Dist, quiet, setup_distributed, wrap_ddp
 from babylm.train.kinds import MULTIMODAL_KINDS
 from babylm.train.metrics import (
@@ -40,6 +40,7 @@ from babylm.train.metrics import (
     require_tensorboard,
     write_run_info,
 )
+from babylm.train.optim import make_optimizer
 from babylm.train.setup import SetupError, build_data, build_model_for, vision_encoder_path
 
 _STOP: dict[str, int | None] = {"signal": None}
@@ -335,21 +336,6 @@ def _prepare_run_dir(cfg: TrainConfig, run_dir: Path, d: Dist) -> Path | None:
         (run_dir / "config.toml").write_text(cfg.to_toml())
     d.barrier()
     return resume_from
-
-
-def make_optimizer(cfg: TrainConfig, model: nn.Module, d: Dist, total: int) -> tuple[Any, Any]:
-    """AdamW over the trainable parameters and the original's warmup/decay schedule."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        params,
-        lr=cfg.lr,
-        betas=(cfg.adam_beta1, cfg.adam_beta2),
-        eps=cfg.adam_eps,
-        weight_decay=cfg.weight_decay,
-        fused=d.device.type == "cuda",
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg, total))
-    return optimizer, scheduler
 
 
 def _next_batch(batches: Any) -> Any:

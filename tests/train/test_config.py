@@ -5,9 +5,7 @@ from click.testing import CliRunner
 from babylm.train.cli import main
 from babylm.train.config import (
     MIX_PRESETS,
-    WARMUP_START,
     TrainConfig,
-    lr_factor,
     parse_mix,
     parse_setting,
     resolve_config,
@@ -94,17 +92,6 @@ def test_bad_values_name_the_option():
         TrainConfig(keep=-1, **BASE).validate()
     with pytest.raises(ValueError, match="--data is required"):
         TrainConfig(tokenizer="t", out="o").validate()
-
-
-def test_lr_schedule_warmup_then_constant_or_cosine():
-    cfg = TrainConfig(warmup_steps=10, **BASE)
-    assert lr_factor(0, cfg, 100) == pytest.approx(WARMUP_START)
-    assert lr_factor(5, cfg, 100) == pytest.approx(WARMUP_START + (1 - WARMUP_START) * 0.5)
-    assert lr_factor(10, cfg, 100) == lr_factor(99, cfg, 100) == 1.0
-    cos = TrainConfig(warmup_steps=10, lr_schedule="cosine", min_lr_ratio=0.1, **BASE)
-    assert lr_factor(10, cos, 110) == pytest.approx(1.0)
-    assert lr_factor(60, cos, 110) == pytest.approx(0.55)
-    assert lr_factor(110, cos, 110) == pytest.approx(0.1)
 
 
 def test_cli_options_come_from_the_dataclass():
