@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from babylm.prep.cli import main as prep_main
-from babylm.prep.images import ImagePolicy, naive_process
+from babylm.prep.images.process import ImagePolicy, naive_process
 from babylm.shards import load_manifest
 
 IMAGES = int(os.environ.get("BENCH_IMAGES", 400))

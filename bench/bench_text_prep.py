@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from babylm.prep.text import default_workers
-from babylm.prep.text_corpus import CORPORA, scan_file
-from babylm.prep.tokenizer import corpus_batches, save_tokenizer, train_tokenizer
+from babylm.prep.text.corpus import CORPORA, scan_file
+from babylm.prep.text.run import default_workers
+from babylm.prep.text.tokenizer import corpus_batches, save_tokenizer, train_tokenizer
 from babylm.shards import load_manifest
 
 WORDS = int(os.environ.get("BENCH_WORDS", 6_000_000))

@@ -9,26 +9,32 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import click
+from babylm.prep.errors import ConfigError
 
 
 def babylm_root() -> Path:
     root = os.environ.get("BABYLM_ROOT_DIR")
     if not root:
-        raise click.UsageError("set BABYLM_ROOT_DIR (or pass --out / --root explicitly)")
+        raise ConfigError("set BABYLM_ROOT_DIR (or pass --out / --root explicitly)")
     return Path(root)
 
 
 def dataset_root(root: str | os.PathLike | None) -> Path:
     """The raw-dataset folder: --root, else $BABYLM_DATASET_ROOT_DIR, else $BABYLM_ROOT_DIR/datasets."""
     if root:
-        return Path(root)
+        return _existing(Path(root), "--root")
     env = os.environ.get("BABYLM_DATASET_ROOT_DIR")
     if env:
-        return Path(env)
+        return _existing(Path(env), "$BABYLM_DATASET_ROOT_DIR")
     if os.environ.get("BABYLM_ROOT_DIR"):
         return babylm_root() / "datasets"
-    raise click.UsageError("pass --root, or set BABYLM_DATASET_ROOT_DIR or BABYLM_ROOT_DIR")
+    raise ConfigError("pass --root, or set BABYLM_DATASET_ROOT_DIR or BABYLM_ROOT_DIR")
+
+
+def _existing(folder: Path, given_as: str) -> Path:
+    if not folder.is_dir():
+        raise ConfigError(f"{given_as} {folder}: no such folder; pass the folder that holds the raw datasets")
+    return folder
 
 
 def default_out(out: str | os.PathLike | None, name: str) -> Path:

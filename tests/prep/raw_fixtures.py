@@ -12,6 +12,7 @@ package folder, no network) or generated with PIL. Layouts:
 - `write_ln_jsonl(path, annotations)`: the official one-annotation-per-line release format.
 - `write_features(folder, captions, dims, splits)`: captions JSON + (N, D) `.npy` arrays.
 - `bad_image_bytes()`: one byte string per kind of broken or unusual image.
+- `write_corpus(root, corpus, split)`: the files of a BabyLM text corpus (TRICKY lines unless given).
 """
 
 from __future__ import annotations
@@ -183,7 +184,7 @@ def write_cc3m_downloader(
     root: Path, rows: list[Cc3mRow], split: str = "training", old_layout: bool = False
 ) -> Path:
     """Write `root/Conceptual-3M` as the downloader leaves it; returns that folder."""
-    from babylm.prep.cc3m import SPLIT_FILES
+    from babylm.prep.sources.cc3m import SPLIT_FILES
 
     src = root / "Conceptual-3M"
     (src / split).mkdir(parents=True, exist_ok=True)
@@ -342,3 +343,33 @@ def write_features(
         np.save(p, feats[bounds[i] : bounds[i + 1]])
         states.append(p)
     return cap_path, states, feats
+
+
+# Every case the reader must get right, spread over the files of a corpus.
+TRICKY = {
+    "aochildes": "*CHI:\tmore juice .\n\nyeah !\n   \n\tok\n",
+    "bnc_spoken": "Hello   there, 12 cats!\r\nsecond line\r\n\r\nlast crlf line\r\n",
+    "cbt": "no final newline here",
+    "children_stories": "lone\rcarriage\rreturns\n",
+    "gutenberg": "\ufeffa BOM starts this file .\nthen <image> and <PERSON> tokens .\n",
+    "open_subtitles": "",
+    "qed": "form\x0cfeed and line\u2028separator stay inside one line\n\x0b\n",
+    "simple_wikipedia": "Ｆｕｌｌｗｉｄｔｈ ﬁ ligature — dashes “quotes” café\n" * 3,
+    "switchboard": "A:\tyeah i think so , uh-huh .\nB:\tOkay, uh,\n",
+    "wikipedia": "".join(f"line {i} of the last file about 3 little pigs .\n" for i in range(25)),
+}
+
+
+def write_corpus(
+    root: Path, corpus: str, split: str = "train", contents: dict[str, str | bytes] | None = None
+) -> Path:
+    """Write every file of `corpus`/`split` under `root` (TRICKY text unless given); the folder."""
+    from babylm.prep.text.corpus import CORPORA
+
+    spec = CORPORA[corpus]
+    folder = root / spec.folder(split)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, source in enumerate(spec.sources):
+        data = (contents or {}).get(source, TRICKY.get(source, f"{source} says {i} things .\nand more\n"))
+        (folder / f"{source}.{split}").write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+    return folder

@@ -1,0 +1,302 @@
+"""Turn the bytes of one downloaded image into a resized RGB JPEG, or a reason to skip it.
+
+The content decides, never the file name or the server's MIME type: the bytes are sniffed,
+their header is checked for size before any pixel is decoded, JPEGs are decoded straight to a
+reduced size in the DCT domain (libjpeg-turbo scaling via simplejpeg, or PIL draft mode), and
+only the reduced image is resampled, with PIL's antialiased bilinear filter (computed by torch's
+uint8 kernel when torch is there, by PIL otherwise). Every failure maps to one skip reason.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import re
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import simplejpeg
+from PIL import Image, ImageOps
+
+from babylm.prep.errors import ConfigError
+from babylm.prep.errors import RowSkip as ImageSkip
+from babylm.prep.images.exif import jpeg_orientation
+
+
+@functools.cache
+def _torch_module() -> Any:
+    """torch, imported on first use (it costs seconds, which `--help` or `verify` need not pay);
+    a dependency of the project anyway, and its resize kernel is the faster one."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return None
+    return torch
+
+
+# Magic bytes of the formats we keep. Anything else (HTML error pages, SVG, JSON, ...) is
+# `not_an_image`.
+_MAGIC: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\xff\xd8\xff", "jpeg"),
+    (0, b"\x89PNG\r\n\x1a\n", "png"),
+    (0, b"GIF87a", "gif"),
+    (0, b"GIF89a", "gif"),
+    (0, b"BM", "bmp"),
+    (0, b"II*\x00", "tiff"),
+    (0, b"MM\x00*", "tiff"),
+)
+
+RESIZE_MODES = ("exact", "shorter")
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+# The JPEG encoder's chroma subsampling; 4:2:0 is also what PIL uses at these qualities.
+SUBSAMPLING = "420"
+
+
+@dataclass(frozen=True)
+class ImagePolicy:
+    """How every image is turned into a training sample; recorded in the manifest params."""
+
+    size: int = 224
+    resize: str = "exact"
+    quality: int = 95
+    min_size: int = 10
+    # PIL's own default bomb threshold (about 89.5 megapixels, a 0.25 GB RGB buffer).
+    max_pixels: int = 89_478_485
+
+    def __post_init__(self) -> None:
+        if self.resize not in RESIZE_MODES:
+            raise ConfigError(f"--resize {self.resize}: choose one of {', '.join(RESIZE_MODES)}")
+        if self.size < 8:
+            raise ConfigError(f"--image-size must be at least 8, got {self.size}")
+        if not 1 <= self.quality <= 100:
+            raise ConfigError(f"--quality must be between 1 and 100, got {self.quality}")
+        if self.min_size < 1 or self.max_pixels < 1:
+            raise ConfigError(
+                f"--min-size and --max-pixels must be at least 1, got {self.min_size}, {self.max_pixels}"
+            )
+
+    def to_params(self) -> dict[str, Any]:
+        """The policy plus the fixed choices, as recorded in the manifest."""
+        d = asdict(self)
+        d.update(
+            resample="bilinear (antialiased, as PIL)",
+            exif_transpose=True,
+            jpeg_draft=True,
+            alpha="composited on white",
+            high_bit_depth="scaled to 8 bits",
+            animation="first frame",
+            subsampling="4:2:0",
+            formats=sorted(set(k for _, _, k in _MAGIC) | {"webp"}),
+        )
+        return d
+
+
+@dataclass
+class ProcessedImage:
+    """The encoded result and the facts about the original that go into `{key}.json`."""
+
+    jpeg: bytes
+    format: str
+    width: int
+    height: int
+    orientation: int = 1
+
+
+def sniff(data: bytes) -> str | None:
+    """The image format named by the first bytes of `data`, or None if it is not one we keep."""
+    for offset, magic, kind in _MAGIC:
+        if data[offset : offset + len(magic)] == magic:
+            return kind
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def target_size(width: int, height: int, policy: ImagePolicy) -> tuple[int, int]:
+    """Output (width, height): `exact` is size x size; `shorter` keeps the aspect ratio."""
+    if policy.resize == "exact":
+        return policy.size, policy.size
+    if width <= height:
+        return policy.size, max(1, round(height * policy.size / width))
+    return max(1, round(width * policy.size / height)), policy.size
+
+
+def _check_size(width: int, height: int, policy: ImagePolicy) -> None:
+    if width * height > policy.max_pixels:
+        raise ImageSkip("too_large", f"{width}x{height} exceeds {policy.max_pixels} pixels")
+    if min(width, height) < policy.min_size:
+        raise ImageSkip("too_small", f"{width}x{height} below {policy.min_size} px")
+
+
+def _exif_orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(0x0112, 1)
+        return int(value) if int(value) in range(1, 9) else 1
+    except Exception:  # a broken EXIF block must not cost the image
+        return 1
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """Any PIL mode to RGB: alpha over white, 16/32-bit and float scaled down, CMYK converted."""
+    mode = im.mode
+    if mode == "RGB":
+        return im
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        arr = np.asarray(im).astype(np.float64)
+        if mode == "F":
+            peak = 1.0 if arr.size and np.nanmax(arr) <= 1.0 else 255.0
+        elif mode == "I":
+            peak = 65535.0 if arr.size and arr.max() > 255 else 255.0
+        else:
+            peak = 65535.0
+        gray = np.clip(np.nan_to_num(arr) * (255.0 / peak) + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    return im.convert("RGB")
+
+
+def _resize_array(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Antialiased bilinear resize of an (h, w, 3) uint8 array to size=(w, h), PIL's filter.
+
+    torch's uint8 kernel computes PIL's BILINEAR (triangle filter widened by the scale) within one
+    grey level, about twice as fast; PIL does it where torch is missing.
+    """
+    if arr.shape[1] == size[0] and arr.shape[0] == size[1]:
+        return arr
+    _torch = _torch_module()
+    if _torch is None:
+        return np.asarray(Image.fromarray(arr, "RGB").resize(size, Image.BILINEAR))
+    if not (arr.flags.writeable and arr.flags.c_contiguous):  # torch wants to own a writable buffer
+        arr = np.array(arr)
+    t = _torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0)
+    out = _torch.nn.functional.interpolate(t, size=(size[1], size[0]), mode="bilinear", antialias=True)
+    planes = out[0].numpy()  # (3, h, w); np.stack interleaves several times faster than a permute copy
+    return np.stack((planes[0], planes[1], planes[2]), axis=-1)
+
+
+def set_threads(n: int) -> int:
+    """Threads of the resize kernel (torch's intra-op pool); returns the previous setting.
+
+    Prep runs one image per process at a time, so it sets 1: more threads only spin (and torch's
+    OpenMP pool must not be running when worker processes fork)."""
+    _torch = _torch_module()
+    if _torch is None:
+        return 1
+    previous = _torch.get_num_threads()
+    if previous != n:
+        _torch.set_num_threads(n)
+    return previous
+
+
+def _resize_encode(arr: np.ndarray, policy: ImagePolicy) -> bytes:
+    arr = _resize_array(arr, target_size(arr.shape[1], arr.shape[0], policy))
+    return simplejpeg.encode_jpeg(
+        np.ascontiguousarray(arr), quality=policy.quality, colorspace="RGB", colorsubsampling=SUBSAMPLING
+    )
+
+
+def _decode_jpeg_fast(data: bytes, policy: ImagePolicy) -> np.ndarray | None:
+    """Scaled decode with libjpeg-turbo; None when the file needs PIL (CMYK, warnings)."""
+    try:
+        # Both sides >= size keeps enough pixels for `exact` and for `shorter` alike, and the
+        # condition is symmetric, so a later EXIF rotation cannot break it.
+        return simplejpeg.decode_jpeg(data, "RGB", min_height=policy.size, min_width=policy.size)
+    except ValueError:
+        # strict mode: truncated data and recoverable warnings land here; PIL decides.
+        return None
+
+
+def _jpeg_fast_path(data: bytes, policy: ImagePolicy) -> ProcessedImage | None:
+    """JPEGs in YCbCr/gray/RGB, from the header alone and a DCT-scaled decode; None = use PIL."""
+    try:
+        height, width, colorspace, _sub = simplejpeg.decode_jpeg_header(data)
+    except ValueError:
+        return None
+    if colorspace not in ("Gray", "YCbCr", "RGB"):
+        return None
+    _check_size(width, height, policy)
+    decoded = _decode_jpeg_fast(data, policy)
+    if decoded is None:
+        return None
+    orientation = jpeg_orientation(data)
+    if orientation != 1:
+        decoded = np.asarray(_apply_orientation(Image.fromarray(decoded, "RGB"), orientation))
+    jpeg = _resize_encode(decoded, policy)
+    return ProcessedImage(jpeg=jpeg, format="jpeg", width=width, height=height, orientation=orientation)
+
+
+def _pil_path(data: bytes, kind: str, policy: ImagePolicy) -> ProcessedImage:
+    """Every other image: PIL decodes (JPEG in draft mode), orients and converts."""
+    im = Image.open(io.BytesIO(data))
+    width, height = im.size
+    _check_size(width, height, policy)
+    orientation = _exif_orientation(im)
+    if kind == "jpeg":
+        im.draft("RGB", (policy.size, policy.size))
+    elif getattr(im, "n_frames", 1) > 1:
+        im.seek(0)
+    im.load()
+    decoded: Image.Image = im
+    if orientation != 1:
+        decoded = _apply_orientation(decoded, orientation)
+    jpeg = _resize_encode(np.asarray(_to_rgb(decoded)), policy)
+    return ProcessedImage(jpeg=jpeg, format=kind, width=width, height=height, orientation=orientation)
+
+
+def process_image(data: bytes, policy: ImagePolicy) -> ProcessedImage:
+    """Decode, orient, convert to RGB, resize and re-encode one image; raise ImageSkip if unusable."""
+    if not data:
+        raise ImageSkip("empty_file", "0 bytes")
+    kind = sniff(data)
+    if kind is None:
+        head = data[:16].decode("latin-1").encode("unicode_escape").decode("ascii")
+        raise ImageSkip("not_an_image", f"content starts with {head!r}")
+    # PIL's own bomb guard runs inside Image.open; keep it at least as loose as ours, and turn
+    # its warning into an error so that it can only ever mean `too_large`.
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < policy.max_pixels:
+        Image.MAX_IMAGE_PIXELS = policy.max_pixels
+    try:
+        done = _jpeg_fast_path(data, policy) if kind == "jpeg" else None
+        if done is not None:
+            return done
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return _pil_path(data, kind, policy)
+    except ImageSkip:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageSkip("too_large", str(e)) from e
+    except Exception as e:  # any decoder failure of a broken file is a skip, not a crash
+        # Drop object addresses ("<_io.BytesIO object at 0x7f...>") so reruns write the same details.
+        raise ImageSkip("decode_error", _ADDRESS.sub("", f"{type(e).__name__}: {e}")) from e
+
+
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _apply_orientation(im: Image.Image, orientation: int) -> Image.Image:
+    """The EXIF orientation transform (same table as PIL's ImageOps.exif_transpose)."""
+    method = _TRANSPOSE.get(orientation)
+    return im.transpose(method) if method is not None else im
+
+
+def naive_process(data: bytes, policy: ImagePolicy) -> bytes:
+    """The straightforward path (full decode, convert, resize, PIL encode); the benchmark baseline."""
+    im = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+    im = im.resize(target_size(im.width, im.height, policy), Image.BILINEAR)
+    out = io.BytesIO()
+    im.save(out, "JPEG", quality=policy.quality)
+    return out.getvalue()

@@ -1,0 +1,196 @@
+"""Bookkeeping of an image/feature prep run: the plan file, per-unit records, and the manifest.
+
+A run is planned once (`.plan.json`: parameters, number of work units, a fingerprint of the
+input rows); each work unit, when complete, leaves a record in `.units/` with its shard entry,
+skip counts and skipped rows. Everything the manifest and `skipped.jsonl` say is assembled from
+those records in unit order, so an interrupted-and-resumed run, a run split into `--part`s and
+an uninterrupted run all write the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from babylm.prep.errors import OutputError
+from babylm.shards import Manifest, ShardEntry, read_entry, write_manifest
+from babylm.shards.manifest import atomic_write_bytes
+from babylm.shards.writer import ENTRIES_DIR
+
+PLAN_NAME = ".plan.json"
+UNITS_DIR = ".units"
+SKIPPED_NAME = "skipped.jsonl"
+
+
+def shard_name(unit: int) -> str:
+    return f"shard-{unit:06d}.tar"
+
+
+def unit_record_path(out_dir: Path, unit: int) -> Path:
+    return out_dir / UNITS_DIR / f"unit-{unit:06d}.json"
+
+
+def part_manifest_name(index: int, count: int) -> str:
+    return f"manifest.part-{index}-of-{count}.json"
+
+
+def read_plan(out_dir: Path) -> dict[str, Any] | None:
+    """The plan of the run that wrote `out_dir`, or None if there is none."""
+    path = out_dir / PLAN_NAME
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def write_plan(out_dir: Path, plan: dict[str, Any], overwrite: bool) -> None:
+    """Record the plan; refuse to mix shards of two different runs in one folder."""
+    old = read_plan(out_dir)
+    if old is None and (out_dir / "manifest.json").exists():
+        raise OutputError(
+            f"{out_dir}: holds a dataset that this command did not write (manifest.json without "
+            f"{PLAN_NAME}); use another --out"
+        )
+    if old is not None and old["plan_sha256"] != plan["plan_sha256"]:
+        if not overwrite:
+            keys = (set(old["params"]) | set(plan["params"])) - {"plan_sha256"}
+            changed = sorted(k for k in keys if old["params"].get(k) != plan["params"].get(k))
+            raise OutputError(
+                f"{out_dir}: holds shards of a different prep run (plan {old['plan_sha256'][:12]}, "
+                f"this run {plan['plan_sha256'][:12]}; differing params: {', '.join(changed) or 'input rows'}). "
+                "Use another --out, or pass --overwrite to delete its shards first."
+            )
+        clear_run(out_dir)
+    atomic_write_bytes(out_dir / PLAN_NAME, (json.dumps(plan, indent=1, ensure_ascii=False) + "\n").encode())
+
+
+def clear_run(out_dir: Path) -> None:
+    """Delete what a previous prep run wrote into `out_dir` (only files this module names)."""
+    for p in out_dir.glob("shard-*.tar"):
+        p.unlink()
+    for p in (out_dir / ENTRIES_DIR).glob("shard-*.tar.json"):
+        p.unlink()
+    shutil.rmtree(out_dir / UNITS_DIR, ignore_errors=True)
+    for p in [*out_dir.glob("manifest*.json"), out_dir / SKIPPED_NAME, out_dir / PLAN_NAME]:
+        p.unlink(missing_ok=True)
+
+
+_TMP_UNIT = re.compile(r"^\.(?:shard|unit)-(\d{6})\..*\.tmp$")
+
+
+def remove_partials(out_dir: Path, units: Iterable[int], all_files: bool) -> None:
+    """Delete temporary files a killed run left for `units` (others may belong to a live part)."""
+    mine = set(units)
+    for folder in (out_dir, out_dir / ENTRIES_DIR, out_dir / UNITS_DIR):
+        if not folder.is_dir():
+            continue
+        for p in folder.iterdir():
+            m = _TMP_UNIT.match(p.name)
+            if (m and int(m.group(1)) in mine) or (all_files and not m and p.name.endswith(".tmp")):
+                p.unlink(missing_ok=True)
+
+
+def load_unit(out_dir: Path, unit: int, plan_sha: str) -> dict[str, Any] | None:
+    """The record of a complete unit of this plan, or None if the unit must be (re)done."""
+    path = unit_record_path(out_dir, unit)
+    if not path.exists():
+        return None
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if rec.get("plan") != plan_sha:
+        return None
+    shard = rec.get("shard")
+    if shard is not None:
+        entry = read_entry(out_dir, shard["path"])
+        if entry is None or entry.sha256 != shard["sha256"]:
+            return None
+    return rec
+
+
+def save_unit(out_dir: Path, record: dict[str, Any]) -> None:
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+    atomic_write_bytes(unit_record_path(out_dir, record["unit"]), text.encode())
+
+
+def _entry(record: dict[str, Any]) -> ShardEntry | None:
+    d = record.get("shard")
+    if d is None:
+        return None
+    return ShardEntry(d["path"], d["samples"], d["bytes"], d["sha256"], d.get("tokens"), d.get("meta", {}))
+
+
+def _manifest(
+    plan: dict[str, Any], records: list[dict[str, Any]], extra: dict[str, Any] | None = None
+) -> Manifest:
+    skipped: Counter[str] = Counter()
+    shards = []
+    for rec in records:
+        skipped.update(rec["skipped"])
+        entry = _entry(rec)
+        if entry is not None:
+            shards.append(entry)
+    params = dict(plan["params"], **(extra or {}))
+    return Manifest(
+        kind=plan["kind"],
+        shards=shards,
+        skipped=dict(sorted(skipped.items())),
+        params=params,
+        name=plan["name"],
+    )
+
+
+def missing_units(out_dir: Path, plan: dict[str, Any], units: Iterable[int] | None = None) -> list[int]:
+    todo = range(plan["units"]) if units is None else units
+    return [u for u in todo if load_unit(out_dir, u, plan["plan_sha256"]) is None]
+
+
+def write_part_manifest(out_dir: Path, plan: dict[str, Any], index: int, count: int) -> Path:
+    """A manifest of the units of part `index` of `count` (merge joins them)."""
+    units = [u for u in range(plan["units"]) if u % count == index]
+    records = [load_unit(out_dir, u, plan["plan_sha256"]) for u in units]
+    if any(r is None for r in records):
+        raise OutputError(f"{out_dir}: part {index}/{count} is not complete")
+    manifest = _manifest(plan, records, {"part": {"index": index, "count": count}})  # type: ignore[arg-type]
+    from babylm.shards import __version__
+
+    manifest.tool_version = __version__
+    path = out_dir / part_manifest_name(index, count)
+    atomic_write_bytes(path, manifest.to_json().encode())
+    return path
+
+
+def assemble(out_dir: Path) -> Manifest:
+    """Write `skipped.jsonl` and then `manifest.json` from the unit records, in unit order."""
+    plan = read_plan(out_dir)
+    if plan is None:
+        raise OutputError(f"{out_dir}: no {PLAN_NAME}; not a folder written by babylm-prep")
+    missing = missing_units(out_dir, plan)
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        raise OutputError(
+            f"{out_dir}: {len(missing)} of {plan['units']} work units are not done (units {shown}); "
+            "rerun the prep command (or the missing --part) to finish them"
+        )
+    records = [load_unit(out_dir, u, plan["plan_sha256"]) for u in range(plan["units"])]
+    tmp = out_dir / f".{SKIPPED_NAME}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for rec in records:
+            for row in rec["skipped_rows"]:  # type: ignore[index]
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, out_dir / SKIPPED_NAME)
+    manifest = _manifest(plan, records)  # type: ignore[arg-type]
+    rows_in = manifest.num_samples + manifest.num_skipped
+    if rows_in != plan["params"]["input_rows"]:
+        raise OutputError(
+            f"{out_dir}: accounting error: {manifest.num_samples} written + {manifest.num_skipped} skipped "
+            f"!= {plan['params']['input_rows']} input rows"
+        )
+    write_manifest(out_dir, manifest)
+    return manifest

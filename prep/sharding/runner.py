@@ -1,0 +1,218 @@
+"""Run planned rows through a processor into tar shards: parallel, resumable, part-able.
+
+`run_job` plans the rows (`plan.make_plan`), then runs the units not yet complete, each in one
+process that writes one tar shard atomically and then its unit record (`records`). Rows skipped
+while listing travel through the units too, so every input row is accounted for exactly once. A
+unit whose rows are all skipped writes no shard; its record alone marks it done, so a rerun does
+not redo it.
+
+`part=(I, N)` processes the units u with u % N == I (round robin: every part gets a random mix).
+Parts may share one output folder (the last one to finish writes the manifest) or use their own
+folders, joined by `babylm-prep merge` (`merge.merge_parts`). `workers` processes share the units.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing as mp
+import signal
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from babylm.prep.errors import RowSkip
+from babylm.prep.images.process import set_threads
+from babylm.prep.sharding.config import ShardingConfig
+from babylm.prep.sharding.plan import Processor, Row, make_plan
+from babylm.prep.sharding.records import (
+    assemble,
+    load_unit,
+    missing_units,
+    remove_partials,
+    save_unit,
+    shard_name,
+    write_part_manifest,
+    write_plan,
+)
+from babylm.shards import Manifest, TarShardWriter
+
+_PROGRESS_EVERY = 16
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a run needs; `params` go into the manifest (and the plan fingerprint)."""
+
+    kind: str
+    name: str
+    rows: list[Row]
+    processor: Processor
+    params: dict[str, Any]
+    sharding: ShardingConfig
+    # Called in the main process with the number of units finished so far, after each one
+    # (progress reporting from Python; the resume tests kill the run from here).
+    after_unit: Callable[[int], None] | None = None
+
+
+@dataclass
+class UnitTask:
+    out_dir: Path
+    unit: int
+    rows: list[Row]
+    processor: Processor
+    plan_sha: str
+
+
+_progress_queue: Any = None
+
+
+def _init_worker(queue: Any) -> None:
+    global _progress_queue
+    _progress_queue = queue
+    set_threads(1)
+    # The parent handles Ctrl-C; workers just stop when the pool is terminated.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def skip_record(row: Row, reason: str, detail: str) -> dict[str, Any]:
+    """One line of `skipped.jsonl`: key, reason, detail, then the row's facts (url, file, ...)."""
+    return {"key": row.key, "reason": reason, "detail": detail, **row.info}
+
+
+def process_unit(task: UnitTask, report: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Write the shard of one unit (none if every row is skipped), then its record."""
+    report = report or _queue_report
+    name = shard_name(task.unit)
+    writer: TarShardWriter | None = None
+    skipped: Counter[str] = Counter()
+    skipped_rows: list[dict[str, Any]] = []
+    done = skips = 0
+    try:
+        for row in task.rows:
+            try:
+                if row.reason:
+                    raise RowSkip(row.reason, row.detail)
+                try:
+                    members = task.processor(row)
+                except RowSkip:
+                    raise
+                except Exception as e:  # a bug, not bad input: stop, but say which row
+                    raise RuntimeError(f"{row.key}: {type(e).__name__}: {e}") from e
+            except RowSkip as e:
+                skipped[e.reason] += 1
+                skipped_rows.append(skip_record(row, e.reason, e.detail))
+                skips += 1
+            else:
+                if writer is None:
+                    writer = TarShardWriter(task.out_dir, name)
+                writer.write({"__key__": row.key, **members})
+            done += 1
+            if done % _PROGRESS_EVERY == 0:
+                report(done, skips)
+                done = skips = 0
+        entry = None
+        if writer is not None:
+            writer.meta = {
+                "unit": task.unit,
+                "rows": len(task.rows),
+                "skipped": dict(sorted(skipped.items())),
+            }
+            entry = writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    report(done, skips)
+    record = {
+        "unit": task.unit,
+        "plan": task.plan_sha,
+        "rows": len(task.rows),
+        "shard": entry.to_dict() if entry is not None else None,
+        "skipped": dict(sorted(skipped.items())),
+        "skipped_rows": skipped_rows,
+    }
+    save_unit(task.out_dir, record)
+    return {"unit": task.unit, "written": entry.samples if entry else 0, "skipped": sum(skipped.values())}
+
+
+def _queue_report(done: int, skips: int) -> None:
+    if _progress_queue is not None and (done or skips):
+        _progress_queue.put((done, skips))
+
+
+def run_job(job: Job) -> Manifest | None:
+    """Plan, process the units not yet complete, then write the manifest (or the part manifest).
+
+    Returns the manifest when the whole dataset is complete in `out_dir`, else None (a part).
+    """
+    cfg = job.sharding
+    out = cfg.out
+    out.mkdir(parents=True, exist_ok=True)
+    plan, units = make_plan(job.kind, job.name, job.rows, job.params, cfg.seed, cfg.samples_per_shard)
+    write_plan(out, plan, cfg.overwrite)
+    mine = [u for u in range(len(units)) if cfg.part is None or u % cfg.part[1] == cfg.part[0]]
+    remove_partials(out, mine, all_files=cfg.part is None)
+    sha = plan["plan_sha256"]
+    todo = [u for u in mine if load_unit(out, u, sha) is None]
+    total_rows = sum(len(units[u]) for u in todo)
+    tasks = (UnitTask(out, u, [job.rows[i] for i in units[u]], job.processor, sha) for u in todo)
+    skipped = 0
+    bar: Any = None
+
+    def update(done: int, skips: int) -> None:
+        nonlocal skipped
+        skipped += skips
+        bar.update(done)
+        bar.set_postfix_str(f"skipped {skipped:,}", refresh=False)
+
+    def new_bar() -> Any:
+        return tqdm(total=total_rows, unit="img", desc=job.name, disable=cfg.progress is False or None)
+
+    finished = 0
+    threads = set_threads(1)
+    try:
+        if cfg.workers <= 1 or len(todo) <= 1:
+            bar = new_bar()
+            for task in tasks:
+                process_unit(task, update)
+                finished += 1
+                if job.after_unit is not None:
+                    job.after_unit(finished)
+        else:
+            # fork: workers inherit the imported modules (the shard library pulls in torch via
+            # webdataset, seconds per spawned worker). The pool is started before the progress
+            # bar, whose monitor thread should not be running at fork time.
+            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            queue = ctx.Queue()
+            # Millions of listed rows live in this process; frozen, the workers' garbage
+            # collector leaves them alone, so forked workers do not copy those pages.
+            gc.freeze()
+            with ctx.Pool(min(cfg.workers, len(todo)), _init_worker, (queue,)) as pool:
+                bar = new_bar()
+                results = pool.imap_unordered(process_unit, tasks)
+                while finished < len(todo):
+                    try:
+                        results.next(timeout=0.2)
+                        finished += 1
+                        if job.after_unit is not None:
+                            job.after_unit(finished)
+                    except mp.TimeoutError:
+                        pass
+                    while not queue.empty():
+                        update(*queue.get())
+                while not queue.empty():
+                    update(*queue.get())
+    finally:
+        set_threads(threads)
+        gc.unfreeze()
+        if bar is not None:
+            bar.close()
+    if cfg.part is not None:
+        write_part_manifest(out, plan, *cfg.part)
+        if missing_units(out, plan):
+            return None
+    return assemble(out)

@@ -1,0 +1,76 @@
+"""What the image-caption sources share: key fragments, reading payloads, sample assembly, running.
+
+Readers raise `RowSkip` for a row that cannot become a sample (the sharding engine counts it);
+`run_rows` hands the listed rows to the sharding engine (`sharding.runner.run_job`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from babylm.prep.errors import RowSkip
+from babylm.prep.images.process import ImagePolicy, process_image
+from babylm.prep.sharding import runner
+from babylm.prep.sharding.config import ShardingConfig
+from babylm.prep.sharding.plan import Processor, Row
+from babylm.shards import Manifest
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def safe_key(text: Any) -> str:
+    """A sample-key fragment: anything but letters, digits, `_` and `-` becomes `_`."""
+    return _UNSAFE.sub("_", str(text))
+
+
+def read_payload(path: str | os.PathLike) -> bytes:
+    """The bytes of an image file; a missing or unreadable file is a skip, not a crash."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError as e:
+        raise RowSkip("missing_file", str(path)) from e
+    except IsADirectoryError as e:
+        raise RowSkip("missing_file", f"{path} is a directory") from e
+    except OSError as e:
+        raise RowSkip("read_error", f"{path}: {e.strerror or e}") from e
+
+
+def read_range(path: str | os.PathLike, offset: int, size: int) -> bytes:
+    """`size` bytes at `offset` of a file (a member of an uncompressed tar)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read(size)
+    except OSError as e:
+        raise RowSkip("read_error", f"{path}: {e.strerror or e}") from e
+    if len(data) != size:
+        raise RowSkip("read_error", f"{path}: {size} bytes at offset {offset} are past the end of the file")
+    return data
+
+
+def image_members(data: bytes, caption: str, info: dict[str, Any], policy: ImagePolicy) -> dict[str, Any]:
+    """The `jpg`/`txt`/`json` members of one sample, or RowSkip."""
+    if not caption:
+        raise RowSkip("empty_caption", "caption is empty after cleaning")
+    img = process_image(data, policy)
+    meta = dict(info, width=img.width, height=img.height, format=img.format)
+    if img.orientation != 1:
+        meta["exif_orientation"] = img.orientation
+    return {"jpg": img.jpeg, "txt": caption, "json": meta}
+
+
+def run_rows(
+    *,
+    kind: str,
+    name: str,
+    rows: list[Row],
+    processor: Processor,
+    params: dict[str, Any],
+    sharding: ShardingConfig,
+) -> Manifest | None:
+    """Shard `rows`; the manifest, or None when this was one `part` and others are missing."""
+    job = runner.Job(kind=kind, name=name, rows=rows, processor=processor, params=params, sharding=sharding)
+    return runner.run_job(job)

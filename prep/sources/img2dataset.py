@@ -1,0 +1,130 @@
+"""Read an img2dataset output folder: `{shard:05d}.tar` (`{key}.jpg/.txt/.json`), `.parquet`, `_stats.json`.
+
+Only tar headers and the small `.txt` members are read while listing; image bytes are fetched by
+offset in the workers. The per-shard parquet files list every attempted url, including the
+failed downloads that have no tar member; those become `download_failed` rows, so the counts
+cover the whole input list and not just what img2dataset managed to fetch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from babylm.prep.errors import InputError
+from babylm.prep.sharding.plan import Row, TarMemberLoc
+from babylm.prep.sources.captions import clean_cc3m_caption
+from babylm.prep.sources.common import read_range
+
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+
+
+def _read_parquet(path: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as e:
+        raise InputError(f"{path}: cannot read parquet: {e}") from e
+    wanted = [c for c in ("key", "status", "error_message", "url", "caption") if c in table.column_names]
+    if "key" not in wanted:
+        raise InputError(f"{path}: parquet has no 'key' column (columns: {table.column_names})")
+    return table.select(wanted).to_pylist()
+
+
+def _scan_tar(path: Path) -> dict[str, dict[str, Any]]:
+    """Members by key: {ext: (offset, size)} plus the decoded `.txt` caption."""
+    members: dict[str, dict[str, Any]] = {}
+    try:
+        with tarfile.open(path, "r:") as tar:
+            for m in tar:
+                if not m.isfile():
+                    continue
+                base = m.name.rsplit("/", 1)[-1]
+                key, _, ext = base.partition(".")
+                entry = members.setdefault(key, {"member": {}})
+                entry["member"][ext.lower()] = (m.offset_data, m.size)
+                if ext == "txt":
+                    entry["caption"] = tar.extractfile(m).read().decode("utf-8", "replace")  # type: ignore[union-attr]
+    except tarfile.TarError as e:
+        raise InputError(f"{path}: not a readable tar: {e}") from e
+    return members
+
+
+def list_img2dataset(folder: Path, split: str) -> tuple[list[Row], dict[str, Any]]:
+    """Every attempted row of an img2dataset output folder as a Row."""
+    tars = sorted(folder.glob("*.tar"))
+    if not tars:
+        raise InputError(f"{folder}: no *.tar shards; pass the img2dataset output folder with --src")
+    rows: list[Row] = []
+    seen_keys: set[str] = set()
+    seen_pairs: dict[tuple[str, str], str] = {}
+    names = hashlib.sha256()
+    total = 0
+    for tar_path in tars:
+        size = tar_path.stat().st_size
+        names.update(f"{tar_path.name}\t{size}\n".encode())
+        total += size
+        members = _scan_tar(tar_path)
+        parquet = tar_path.with_suffix(".parquet")
+        listed = _read_parquet(parquet) if parquet.exists() else []
+        by_key = {str(r["key"]): r for r in listed}
+        # Parquet order first (it lists failures too), then members it does not list.
+        order = [str(r["key"]) for r in listed] + [k for k in members if k not in by_key]
+        for k in order:
+            rec = by_key.get(k, {})
+            url = rec.get("url") or ""
+            info: dict[str, Any] = {"i2d_key": k, "url": url} if url else {"i2d_key": k}
+            key = f"cc3m-{split}-i2d-{k}"
+            got = members.get(k)
+            if key in seen_keys:
+                rows.append(Row(key, None, None, info, "duplicate", f"key {k} seen in an earlier shard"))
+                continue
+            seen_keys.add(key)
+            status = rec.get("status", "success")
+            if status != "success":
+                rows.append(
+                    Row(key, None, None, info, "download_failed", str(rec.get("error_message") or status))
+                )
+                continue
+            ext = next((e for e in IMAGE_EXTS if got and e in got["member"]), None)
+            if got is None or ext is None:
+                rows.append(
+                    Row(key, None, None, info, "missing_file", f"{tar_path.name} has no image for key {k}")
+                )
+                continue
+            info["file"] = f"{tar_path.name}:{k}.{ext}"
+            caption = clean_cc3m_caption(got.get("caption", ""))
+            if not caption:
+                rows.append(Row(key, None, None, info, "empty_caption", f"{tar_path.name}: {k}.txt"))
+                continue
+            if url and (url, caption) in seen_pairs:
+                detail = f"same url and caption as {seen_pairs[url, caption]}"
+                rows.append(Row(key, None, None, info, "duplicate", detail))
+                continue
+            if url:
+                seen_pairs[url, caption] = key
+            off, n = got["member"][ext]
+            j_off, j_n = got["member"].get("json", (-1, 0))
+            rows.append(Row(key, caption, TarMemberLoc(str(tar_path), off, n, j_off, j_n), info))
+    inputs = {"shards": len(tars), "bytes": total, "names_sha256": names.hexdigest()}
+    return rows, inputs
+
+
+def read_tar_sample(loc: TarMemberLoc) -> tuple[bytes, dict[str, Any]]:
+    """Image bytes of one tar member and what its `.json` says about the original download."""
+    data = read_range(loc.path, loc.offset, loc.size)
+    extra: dict[str, Any] = {}
+    if loc.json_offset >= 0:
+        try:
+            meta = json.loads(read_range(loc.path, loc.json_offset, loc.json_size))
+        except Exception:  # a broken sidecar costs the metadata, not the image
+            meta = {}
+        if isinstance(meta, dict):
+            for field in ("url", "original_width", "original_height"):
+                if meta.get(field) is not None:
+                    extra[field] = meta[field]
+    return data, extra

@@ -1,0 +1,251 @@
+"""Localized Narratives (COCO and Open Images subsets) into shards (`babylm-prep localnarr`).
+
+Layouts:
+- `anno` (the original's): `LocalNarratives/LocalNarratives/all_anno/<prefix>_<uid>.json`, one
+  annotation per file; prefix `mscoco`, `open_images` or `open_images_test` (the uid is what
+  follows the last `_`) picks the image folder: `MSCOCO/{image_id:012}.jpg` (integer id),
+  `OpenImages/{image_id}.jpg`, `OpenImages_test/{image_id}.jpg`. The annotation files are read
+  by the workers, so a malformed one is counted (`malformed_json`) where it is met.
+- `jsonl`: the official release files, one annotation per line (dataset_id, image_id,
+  annotator_id, caption, ...); `dataset_id` picks the image folder the same way (mscoco*/coco* ->
+  MSCOCO, open_images_test* -> OpenImages_test, other open_images* -> OpenImages). Blank lines
+  are not rows. Here `duplicate` means the same (folder, image_id, annotator_id), or the same
+  image with the same cleaned caption, as an earlier line; the first one is kept.
+
+Other sources (Flickr30k, ADE20k) are counted as `unknown_source`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from babylm.prep.errors import ConfigError, InputError, RowSkip
+from babylm.prep.images.process import ImagePolicy
+from babylm.prep.sharding.config import ShardingConfig
+from babylm.prep.sharding.plan import AnnotationLoc, FileLoc, Row
+from babylm.prep.sources.captions import clean_ln_caption
+from babylm.prep.sources.common import image_members, read_payload, run_rows, safe_key
+from babylm.shards import Manifest
+
+PREFIX_FOLDERS = {"mscoco": "MSCOCO", "open_images": "OpenImages", "open_images_test": "OpenImages_test"}
+CAPTION_RULE = "ln: U+00A0 to space, whitespace collapsed"
+DUPLICATE_RULE = {
+    "anno": "none (every annotation file is one row)",
+    "jsonl": "same (source, image_id, annotator_id) or same image and cleaned caption as an earlier line",
+}
+
+
+def prefix_of_dataset(dataset_id: str) -> str | None:
+    """The image folder prefix of an official `dataset_id` (mscoco_val2017 -> mscoco), or None."""
+    d = dataset_id.lower()
+    if d.startswith(("mscoco", "coco")):
+        return "mscoco"
+    if d.startswith("open_images_test"):
+        return "open_images_test"
+    if d.startswith("open_images"):
+        return "open_images"
+    return None
+
+
+def image_path(images: Path, prefix: str, image_id: Any) -> Path:
+    """Where the image of an annotation lives; a COCO id that is not an integer is malformed."""
+    if prefix == "mscoco":
+        try:
+            return images / PREFIX_FOLDERS[prefix] / f"{int(image_id):012d}.jpg"
+        except (TypeError, ValueError):
+            raise RowSkip("malformed_json", f"COCO image_id {image_id!r} is not an integer") from None
+    text = str(image_id)
+    if not text or "/" in text or text in (".", ".."):
+        raise RowSkip("malformed_json", f"image_id {image_id!r} is not a file name")
+    return images / PREFIX_FOLDERS[prefix] / f"{text}.jpg"
+
+
+def annotation_fields(obj: Any) -> tuple[Any, str, dict[str, Any]]:
+    """(image_id, raw caption, facts) of one annotation object, or RowSkip(malformed_json)."""
+    if not isinstance(obj, dict):
+        raise RowSkip("malformed_json", f"expected an object, got {type(obj).__name__}")
+    if obj.get("image_id") in (None, ""):
+        raise RowSkip("malformed_json", "no image_id")
+    caption = obj.get("caption")
+    if not isinstance(caption, str):
+        raise RowSkip("malformed_json", "no caption string")
+    facts = {k: obj[k] for k in ("dataset_id", "image_id", "annotator_id") if obj.get(k) is not None}
+    return obj["image_id"], caption, facts
+
+
+def list_anno_rows(src: Path) -> tuple[list[Row], dict[str, Any]]:
+    """One Row per `all_anno/*.json` file, sorted by name; the workers read the files."""
+    folder = src / "all_anno"
+    if not folder.is_dir():
+        raise InputError(
+            f"{folder}: not found; is {src} the LocalNarratives/LocalNarratives folder (see --root / --src)?"
+        )
+    with os.scandir(folder) as it:
+        names = sorted(e.name for e in it if e.name.endswith(".json") and e.is_file())
+    rows = []
+    for name in names:
+        stem = name[: -len(".json")]
+        prefix, _, uid = stem.rpartition("_")
+        info = {"annotation": f"all_anno/{name}"}
+        key = f"ln-{safe_key(prefix)}-{safe_key(uid)}"
+        if prefix not in PREFIX_FOLDERS or not uid:
+            rows.append(Row(key, None, None, info, "unknown_source", f"file name prefix {prefix!r}"))
+        else:
+            rows.append(Row(key, None, AnnotationLoc(str(folder / name), str(src), prefix), info))
+    digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
+    return rows, {"annotation_files": len(names), "names_sha256": digest}
+
+
+def list_jsonl_rows(files: list[Path], images: Path) -> tuple[list[Row], dict[str, Any]]:
+    """One Row per non-blank line of the official JSONL files, in file then line order."""
+    rows: list[Row] = []
+    seen_keys: dict[str, str] = {}
+    seen_pairs: dict[tuple[str, str], str] = {}
+    inputs = {}
+    for path in files:
+        sha = hashlib.sha256()
+        n_bytes = 0
+        with open(path, "rb") as f:
+            for line_no, raw in enumerate(f, start=1):
+                sha.update(raw)
+                n_bytes += len(raw)
+                if not raw.strip():
+                    continue
+                where = f"{path.name}:{line_no}"
+                info: dict[str, Any] = {"file": path.name, "line": line_no}
+                fallback_key = f"ln-{safe_key(path.stem)}-L{line_no}"
+                try:
+                    image_id, caption_raw, facts = annotation_fields(json.loads(raw))
+                except (ValueError, UnicodeDecodeError) as e:
+                    rows.append(Row(fallback_key, None, None, info, "malformed_json", f"{where}: {e}"))
+                    continue
+                except RowSkip as e:
+                    rows.append(Row(fallback_key, None, None, info, e.reason, f"{where}: {e.detail}"))
+                    continue
+                info.update(facts)
+                prefix = prefix_of_dataset(str(facts.get("dataset_id", "")))
+                if prefix is None:
+                    detail = f"{where}: dataset_id {facts.get('dataset_id')!r}"
+                    rows.append(Row(fallback_key, None, None, info, "unknown_source", detail))
+                    continue
+                key = f"ln-{prefix}-{safe_key(image_id)}-{safe_key(facts.get('annotator_id', 'x'))}"
+                caption = clean_ln_caption(caption_raw)
+                try:
+                    img = image_path(images, prefix, image_id)
+                except RowSkip as e:
+                    rows.append(Row(fallback_key, None, None, info, e.reason, f"{where}: {e.detail}"))
+                    continue
+                if key in seen_keys:
+                    rows.append(
+                        Row(
+                            fallback_key,
+                            None,
+                            None,
+                            info,
+                            "duplicate",
+                            f"{where}: same annotation as {seen_keys[key]}",
+                        )
+                    )
+                    continue
+                seen_keys[key] = where
+                if not caption:
+                    rows.append(Row(key, None, None, info, "empty_caption", where))
+                elif (str(img), caption) in seen_pairs:
+                    detail = f"{where}: same image and caption as {seen_pairs[str(img), caption]}"
+                    rows.append(Row(key, None, None, info, "duplicate", detail))
+                else:
+                    seen_pairs[str(img), caption] = where
+                    info["split"] = str(facts.get("dataset_id", prefix))
+                    rows.append(Row(key, caption, FileLoc(str(img)), info))
+        inputs[path.name] = {"bytes": n_bytes, "sha256": sha.hexdigest()}
+    return rows, {"jsonl_files": inputs}
+
+
+class LnProcessor:
+    """Reads the annotation (anno layout) and the image of one row, and builds its sample."""
+
+    def __init__(self, policy: ImagePolicy):
+        self.policy = policy
+
+    def __call__(self, row: Row) -> dict[str, Any]:
+        info = dict(source="localized_narratives", **row.info)
+        loc = row.loc
+        if isinstance(loc, AnnotationLoc):
+            prefix = loc.prefix
+            try:
+                obj = json.loads(read_payload(loc.path))
+            except (ValueError, UnicodeDecodeError) as e:
+                raise RowSkip("malformed_json", f"{row.info['annotation']}: {e}") from None
+            image_id, caption_raw, facts = annotation_fields(obj)
+            info.update(facts, split=str(facts.get("dataset_id", prefix)))
+            caption = clean_ln_caption(caption_raw)
+            if not caption:
+                raise RowSkip("empty_caption", row.info["annotation"])
+            path = image_path(Path(loc.images), prefix, image_id)
+        else:
+            assert isinstance(loc, FileLoc)
+            caption, path = row.caption or "", Path(loc.path)
+        info["image"] = f"{path.parent.name}/{path.name}"
+        return image_members(read_payload(path), caption, info, self.policy)
+
+
+LAYOUTS = ("anno", "jsonl")
+
+
+@dataclass(frozen=True)
+class LocalNarrConfig:
+    """One `babylm-prep localnarr` run. `src`: the LocalNarratives/LocalNarratives folder;
+    `jsonl_files` (jsonl layout; default every *.jsonl in `src`); `images`: the folder holding
+    MSCOCO/, OpenImages/, OpenImages_test/ for the jsonl layout (default `src`)."""
+
+    src: Path | None
+    sharding: ShardingConfig
+    layout: str = "anno"
+    jsonl_files: tuple[Path, ...] = ()
+    images: Path | None = None
+    image: ImagePolicy = field(default_factory=ImagePolicy)
+
+    def __post_init__(self) -> None:
+        if self.src is not None:
+            object.__setattr__(self, "src", Path(self.src))
+        elif self.layout == "anno" or not self.jsonl_files or self.images is None:
+            raise ConfigError("pass --src or --root: the Localized Narratives folder is needed")
+        object.__setattr__(self, "jsonl_files", tuple(Path(p) for p in self.jsonl_files))
+        if self.layout not in LAYOUTS:
+            raise ConfigError(f"--layout {self.layout}: choose one of {', '.join(LAYOUTS)}")
+        for p in self.jsonl_files:
+            if not p.is_file():
+                raise ConfigError(f"--jsonl {p}: no such file")
+
+
+def run_localnarr(cfg: LocalNarrConfig) -> Manifest | None:
+    """Shard Localized Narratives pairs; the manifest, or None for one part of a `part` run."""
+    src = cfg.src or Path()  # None only where it is not used (checked in __post_init__)
+    if cfg.layout == "anno":
+        rows, inputs = list_anno_rows(src)
+    else:
+        files = list(cfg.jsonl_files) or sorted(src.glob("*.jsonl"))
+        if not files:
+            raise InputError(f"{src}: no *.jsonl files; pass them with --jsonl")
+        rows, inputs = list_jsonl_rows(files, Path(cfg.images) if cfg.images else src)
+    params = {
+        "source": "localized_narratives",
+        "layout": cfg.layout,
+        "caption_cleaning": CAPTION_RULE,
+        "duplicates": DUPLICATE_RULE[cfg.layout],
+        "image": cfg.image.to_params(),
+        "inputs": inputs,
+    }
+    return run_rows(
+        kind="image_text",
+        name="localnarr",
+        rows=rows,
+        processor=LnProcessor(cfg.image),
+        params=params,
+        sharding=cfg.sharding,
+    )
