@@ -43,7 +43,15 @@ def part_manifest_name(index: int, count: int) -> str:
 def read_plan(out_dir: Path) -> dict[str, Any] | None:
     """The plan of the run that wrote `out_dir`, or None if there is none."""
     path = out_dir / PLAN_NAME
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        plan = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise OutputError(f"{path}: not a readable plan ({e}); delete the folder and rerun the prep") from e
+    if not isinstance(plan, dict) or not {"plan_sha256", "units", "params"} <= set(plan):
+        raise OutputError(f"{path}: not a plan written by babylm-prep; delete the folder and rerun the prep")
+    return plan
 
 
 def write_plan(out_dir: Path, plan: dict[str, Any], overwrite: bool) -> None:
