@@ -17,7 +17,7 @@ import gc
 import multiprocessing as mp
 import signal
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 from tqdm import tqdm
 
 from babylm.prep.errors import RowSkip
-from babylm.prep.images.process import set_threads
+from babylm.prep.images.resize import set_threads
 from babylm.prep.sharding.config import ShardingConfig
 from babylm.prep.sharding.plan import Processor, Row, make_plan
 from babylm.prep.sharding.records import (
@@ -144,6 +144,63 @@ def _queue_report(done: int, skips: int) -> None:
         _progress_queue.put((done, skips))
 
 
+class _Progress:
+    """The progress bar of a run: rows done, and skips so far in its postfix."""
+
+    def __init__(self, total_rows: int, name: str, progress: bool | None):
+        self.bar = tqdm(total=total_rows, unit="img", desc=name, disable=progress is False or None)
+        self.skipped = 0
+
+    def update(self, done: int, skips: int) -> None:
+        self.skipped += skips
+        self.bar.update(done)
+        self.bar.set_postfix_str(f"skipped {self.skipped:,}", refresh=False)
+
+
+def _run_serial(job: Job, tasks: Iterator[UnitTask], total_rows: int) -> None:
+    progress = _Progress(total_rows, job.name, job.sharding.progress)
+    try:
+        for finished, task in enumerate(tasks, start=1):
+            process_unit(task, progress.update)
+            if job.after_unit is not None:
+                job.after_unit(finished)
+    finally:
+        progress.bar.close()
+
+
+def _run_pool(job: Job, tasks: Iterator[UnitTask], units: int, total_rows: int) -> None:
+    # fork: workers inherit the imported modules (the shard library pulls in torch via
+    # webdataset, seconds per spawned worker). The pool is started before the progress
+    # bar, whose monitor thread should not be running at fork time.
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    queue = ctx.Queue()
+    # Millions of listed rows live in this process; frozen, the workers' garbage
+    # collector leaves them alone, so forked workers do not copy those pages.
+    gc.freeze()
+    progress: _Progress | None = None
+    try:
+        with ctx.Pool(min(job.sharding.workers, units), _init_worker, (queue,)) as pool:
+            progress = _Progress(total_rows, job.name, job.sharding.progress)
+            results = pool.imap_unordered(process_unit, tasks)
+            finished = 0
+            while finished < units:
+                try:
+                    results.next(timeout=0.2)
+                    finished += 1
+                    if job.after_unit is not None:
+                        job.after_unit(finished)
+                except mp.TimeoutError:
+                    pass
+                while not queue.empty():
+                    progress.update(*queue.get())
+            while not queue.empty():
+                progress.update(*queue.get())
+    finally:
+        gc.unfreeze()
+        if progress is not None:
+            progress.bar.close()
+
+
 def run_job(job: Job) -> Manifest | None:
     """Plan, process the units not yet complete, then write the manifest (or the part manifest).
 
@@ -160,57 +217,14 @@ def run_job(job: Job) -> Manifest | None:
     todo = [u for u in mine if load_unit(out, u, sha) is None]
     total_rows = sum(len(units[u]) for u in todo)
     tasks = (UnitTask(out, u, [job.rows[i] for i in units[u]], job.processor, sha) for u in todo)
-    skipped = 0
-    bar: Any = None
-
-    def update(done: int, skips: int) -> None:
-        nonlocal skipped
-        skipped += skips
-        bar.update(done)
-        bar.set_postfix_str(f"skipped {skipped:,}", refresh=False)
-
-    def new_bar() -> Any:
-        return tqdm(total=total_rows, unit="img", desc=job.name, disable=cfg.progress is False or None)
-
-    finished = 0
     threads = set_threads(1)
     try:
         if cfg.workers <= 1 or len(todo) <= 1:
-            bar = new_bar()
-            for task in tasks:
-                process_unit(task, update)
-                finished += 1
-                if job.after_unit is not None:
-                    job.after_unit(finished)
+            _run_serial(job, tasks, total_rows)
         else:
-            # fork: workers inherit the imported modules (the shard library pulls in torch via
-            # webdataset, seconds per spawned worker). The pool is started before the progress
-            # bar, whose monitor thread should not be running at fork time.
-            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            queue = ctx.Queue()
-            # Millions of listed rows live in this process; frozen, the workers' garbage
-            # collector leaves them alone, so forked workers do not copy those pages.
-            gc.freeze()
-            with ctx.Pool(min(cfg.workers, len(todo)), _init_worker, (queue,)) as pool:
-                bar = new_bar()
-                results = pool.imap_unordered(process_unit, tasks)
-                while finished < len(todo):
-                    try:
-                        results.next(timeout=0.2)
-                        finished += 1
-                        if job.after_unit is not None:
-                            job.after_unit(finished)
-                    except mp.TimeoutError:
-                        pass
-                    while not queue.empty():
-                        update(*queue.get())
-                while not queue.empty():
-                    update(*queue.get())
+            _run_pool(job, tasks, len(todo), total_rows)
     finally:
         set_threads(threads)
-        gc.unfreeze()
-        if bar is not None:
-            bar.close()
     if cfg.part is not None:
         write_part_manifest(out, plan, *cfg.part)
         if missing_units(out, plan):

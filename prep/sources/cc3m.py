@@ -94,6 +94,30 @@ def detect_report_layout(path: Path) -> tuple[str, ...]:
     return REPORT_6COL
 
 
+def _downloader_row(
+    key: str,
+    info: dict[str, Any],
+    caption: str,
+    file: str,
+    mime: str,
+    status: str,
+    jpeg_only: bool,
+    seen: dict[tuple[str, str], int],
+    where: str,
+) -> Row:
+    """The Row of one aligned caption/report line: a sample, or the reason it is skipped."""
+    url = info["url"]
+    if not file:
+        return Row(key, None, None, info, "download_failed", f"status {status or '?'}")
+    if jpeg_only and "jpeg" not in mime:
+        return Row(key, None, None, info, "not_jpeg_mime", f"mimetype {mime or '(empty)'}")
+    if not caption:
+        return Row(key, None, None, info, "empty_caption", where)
+    if (url, caption) in seen:
+        return Row(key, None, None, info, "duplicate", f"same url and caption as row {seen[url, caption]}")
+    return Row(key, caption, FileLoc(file), info)
+
+
 def list_downloader_rows(src: Path, split: str, jpeg_only: bool) -> tuple[list[Row], dict[str, Any]]:
     """Every caption row of the split as a Row (skips decided here carry their reason)."""
     cap_name, rep_name = SPLIT_FILES[split]
@@ -137,27 +161,22 @@ def list_downloader_rows(src: Path, split: str, jpeg_only: bool) -> tuple[list[R
             mismatches.append(i)
             continue
         file = fields[col["file"]].strip()
-        mime = fields[col["mimetype"]].strip()
         if file:
             info["file"] = file
-        caption = clean_cc3m_caption(cap_fields[0])
-        if not file:
-            rows.append(
-                Row(
-                    key, None, None, info, "download_failed", f"status {fields[col['status']].strip() or '?'}"
-                )
-            )
-        elif jpeg_only and "jpeg" not in mime:
-            rows.append(Row(key, None, None, info, "not_jpeg_mime", f"mimetype {mime or '(empty)'}"))
-        elif not caption:
-            rows.append(Row(key, None, None, info, "empty_caption", f"{cap_name}:{i + 1}"))
-        elif (url, caption) in seen:
-            rows.append(
-                Row(key, None, None, info, "duplicate", f"same url and caption as row {seen[url, caption]}")
-            )
-        else:
-            seen[url, caption] = i
-            rows.append(Row(key, caption, FileLoc(file), info))
+        row = _downloader_row(
+            key,
+            info,
+            clean_cc3m_caption(cap_fields[0]),
+            file,
+            fields[col["mimetype"]].strip(),
+            fields[col["status"]].strip(),
+            jpeg_only,
+            seen,
+            f"{cap_name}:{i + 1}",
+        )
+        if row.reason is None:
+            seen[url, row.caption or ""] = i
+        rows.append(row)
     if mismatches:
         i = mismatches[0]
         raise InputError(

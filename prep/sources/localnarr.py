@@ -101,6 +101,47 @@ def list_anno_rows(src: Path) -> tuple[list[Row], dict[str, Any]]:
     return rows, {"annotation_files": len(names), "names_sha256": digest}
 
 
+def _jsonl_row(
+    raw: bytes,
+    where: str,
+    info: dict[str, Any],
+    fallback_key: str,
+    images: Path,
+    seen_keys: dict[str, str],
+    seen_pairs: dict[tuple[str, str], str],
+) -> Row:
+    """The Row of one non-blank JSONL line: a sample, or the reason it is skipped."""
+    try:
+        image_id, caption_raw, facts = annotation_fields(json.loads(raw))
+    except (ValueError, UnicodeDecodeError) as e:
+        return Row(fallback_key, None, None, info, "malformed_json", f"{where}: {e}")
+    except RowSkip as e:
+        return Row(fallback_key, None, None, info, e.reason, f"{where}: {e.detail}")
+    info.update(facts)
+    prefix = prefix_of_dataset(str(facts.get("dataset_id", "")))
+    if prefix is None:
+        detail = f"{where}: dataset_id {facts.get('dataset_id')!r}"
+        return Row(fallback_key, None, None, info, "unknown_source", detail)
+    key = f"ln-{prefix}-{safe_key(image_id)}-{safe_key(facts.get('annotator_id', 'x'))}"
+    caption = clean_ln_caption(caption_raw)
+    try:
+        img = image_path(images, prefix, image_id)
+    except RowSkip as e:
+        return Row(fallback_key, None, None, info, e.reason, f"{where}: {e.detail}")
+    if key in seen_keys:
+        detail = f"{where}: same annotation as {seen_keys[key]}"
+        return Row(fallback_key, None, None, info, "duplicate", detail)
+    seen_keys[key] = where
+    if not caption:
+        return Row(key, None, None, info, "empty_caption", where)
+    if (str(img), caption) in seen_pairs:
+        detail = f"{where}: same image and caption as {seen_pairs[str(img), caption]}"
+        return Row(key, None, None, info, "duplicate", detail)
+    seen_pairs[str(img), caption] = where
+    info["split"] = str(facts.get("dataset_id", prefix))
+    return Row(key, caption, FileLoc(str(img)), info)
+
+
 def list_jsonl_rows(files: list[Path], images: Path) -> tuple[list[Row], dict[str, Any]]:
     """One Row per non-blank line of the official JSONL files, in file then line order."""
     rows: list[Row] = []
@@ -119,49 +160,7 @@ def list_jsonl_rows(files: list[Path], images: Path) -> tuple[list[Row], dict[st
                 where = f"{path.name}:{line_no}"
                 info: dict[str, Any] = {"file": path.name, "line": line_no}
                 fallback_key = f"ln-{safe_key(path.stem)}-L{line_no}"
-                try:
-                    image_id, caption_raw, facts = annotation_fields(json.loads(raw))
-                except (ValueError, UnicodeDecodeError) as e:
-                    rows.append(Row(fallback_key, None, None, info, "malformed_json", f"{where}: {e}"))
-                    continue
-                except RowSkip as e:
-                    rows.append(Row(fallback_key, None, None, info, e.reason, f"{where}: {e.detail}"))
-                    continue
-                info.update(facts)
-                prefix = prefix_of_dataset(str(facts.get("dataset_id", "")))
-                if prefix is None:
-                    detail = f"{where}: dataset_id {facts.get('dataset_id')!r}"
-                    rows.append(Row(fallback_key, None, None, info, "unknown_source", detail))
-                    continue
-                key = f"ln-{prefix}-{safe_key(image_id)}-{safe_key(facts.get('annotator_id', 'x'))}"
-                caption = clean_ln_caption(caption_raw)
-                try:
-                    img = image_path(images, prefix, image_id)
-                except RowSkip as e:
-                    rows.append(Row(fallback_key, None, None, info, e.reason, f"{where}: {e.detail}"))
-                    continue
-                if key in seen_keys:
-                    rows.append(
-                        Row(
-                            fallback_key,
-                            None,
-                            None,
-                            info,
-                            "duplicate",
-                            f"{where}: same annotation as {seen_keys[key]}",
-                        )
-                    )
-                    continue
-                seen_keys[key] = where
-                if not caption:
-                    rows.append(Row(key, None, None, info, "empty_caption", where))
-                elif (str(img), caption) in seen_pairs:
-                    detail = f"{where}: same image and caption as {seen_pairs[str(img), caption]}"
-                    rows.append(Row(key, None, None, info, "duplicate", detail))
-                else:
-                    seen_pairs[str(img), caption] = where
-                    info["split"] = str(facts.get("dataset_id", prefix))
-                    rows.append(Row(key, caption, FileLoc(str(img)), info))
+                rows.append(_jsonl_row(raw, where, info, fallback_key, images, seen_keys, seen_pairs))
         inputs[path.name] = {"bytes": n_bytes, "sha256": sha.hexdigest()}
     return rows, {"jsonl_files": inputs}
 

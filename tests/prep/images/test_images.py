@@ -13,10 +13,10 @@ from babylm.prep.images.process import (
     ImagePolicy,
     ImageSkip,
     _decode_jpeg_fast,
-    _resize_array,
     process_image,
     sniff,
 )
+from babylm.prep.images.resize import resize_array
 from babylm.prep.sources.captions import clean_cc3m_caption, clean_ln_caption
 from tests.prep.raw_fixtures import bad_image_bytes, exif_jpeg, jpeg_bytes, photo, png_claiming_size
 
@@ -153,11 +153,11 @@ def test_orientation_parser_survives_missing_or_broken_exif():
 
 def test_resize_matches_pil_bilinear():
     arr = np.asarray(photo(1, (333, 250)))
-    ours = _resize_array(arr, (224, 224))
+    ours = resize_array(arr, (224, 224))
     pil = np.asarray(Image.fromarray(arr).resize((224, 224), Image.BILINEAR))
     assert ours.shape == (224, 224, 3) and ours.dtype == np.uint8
     assert np.abs(ours.astype(int) - pil.astype(int)).max() <= 2
-    up = _resize_array(arr[:20, :30], (60, 40))  # small images are scaled up
+    up = resize_array(arr[:20, :30], (60, 40))  # small images are scaled up
     assert up.shape == (40, 60, 3)
 
 
