@@ -79,3 +79,19 @@ def test_every_prep_job_runs_without_click(tmp_path):
         [sys.executable, "-c", SCRIPT, str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stderr[-4000:]
+
+
+def test_only_prep_cli_imports_click():
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "prep").rglob("*.py")):
+        if path.parent.name == "cli":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(n == "click" or n.startswith("click.") for n in names):
+                offenders.append(str(path.relative_to(ROOT)))
+    assert not offenders, offenders

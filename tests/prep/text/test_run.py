@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from babylm.prep.cli import main
-from babylm.prep.text import pool as text_worker
+from babylm.prep.text import pool
 from babylm.prep.text.corpus import CORPORA
 from babylm.prep.text.fastpath import FastPath
 from babylm.prep.text.tokenizer import save_tokenizer, train_tokenizer
@@ -324,16 +324,16 @@ def test_fast_path_gives_the_rust_tokenizers_ids(recipe_tokenizer_dir, tiny_toke
     texts = ["".join(rng.choices(alphabet, k=rng.randint(0, 60))) for _ in range(3000)]
     texts += ["", "\n", " \n", "<image> a\n", "a <PERSON>\n", "Ünïcode line\n", "tab\tsep\n", "x" * 300]
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")  # _init sets it; restored afterwards
-    monkeypatch.setattr(text_worker, "_TOKENIZER", None)
-    monkeypatch.setattr(text_worker, "_FAST", None)
-    text_worker._init((recipe_tokenizer_dir / "tokenizer.json").read_text(), False, True)
-    assert text_worker._FAST is not None
-    lengths, values = text_worker.tokenize(texts)  # fast path with Rust rows spliced in
+    monkeypatch.setattr(pool, "_TOKENIZER", None)
+    monkeypatch.setattr(pool, "_FAST", None)
+    pool._init((recipe_tokenizer_dir / "tokenizer.json").read_text(), False, True)
+    assert pool._FAST is not None
+    lengths, values = pool.tokenize(texts)  # fast path with Rust rows spliced in
     tok = Tokenizer.from_file(str(recipe_tokenizer_dir / "tokenizer.json"))
     expected = [e.ids for e in tok.encode_batch(texts)]
     assert lengths.tolist() == [len(ids) for ids in expected]
     assert values.tolist() == sum(expected, [])
-    _, _, fallback = text_worker._FAST.encode_batch(texts)
+    _, _, fallback = pool._FAST.encode_batch(texts)
     assert 0 < len(fallback) < len(texts)  # both paths were exercised
 
 
@@ -342,23 +342,23 @@ def test_reader_splits_lines_like_text_mode_at_any_chunk_size(tmp_path, monkeypa
     random lines, halved: always the original's examples, and `row_line` finds each row's line."""
     import random
 
-    from babylm.prep.text import corpus as text_corpus
+    from babylm.prep.text import corpus
 
     rng = random.Random(3)
     alphabet = [b"a", b" ", b"\n", b"\r", b"\r\n", b"\t", "é".encode(), "\u2028".encode(), b"\xff", b"\xc3"]
     path = tmp_path / "f.train"
     for _ in range(400):
-        monkeypatch.setattr(text_corpus, "CHUNK_BYTES", rng.choice([1, 2, 3, 7, 1 << 20]))
+        monkeypatch.setattr(corpus, "CHUNK_BYTES", rng.choice([1, 2, 3, 7, 1 << 20]))
         path.write_bytes(b"".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))))
         halve = rng.random() < 0.3
         with open(path, encoding="utf-8", errors="replace") as f:
             lines = f.readlines()
         expected = [r if r.strip() else "" for r in (lines[: len(lines) // 2] if halve else lines)]
-        source = text_corpus.scan_file(path, halve)
+        source = corpus.scan_file(path, halve)
         assert source.lines == len(expected)
         start = rng.randint(0, len(expected))
         policy = rng.choice(["replace", "skip"])
-        blocks = list(text_corpus.read_blocks(source, True, policy, start, rng.choice([1, 2, 4096])))
+        blocks = list(corpus.read_blocks(source, True, policy, start, rng.choice([1, 2, 4096])))
         got = [(b.row_line(i), t) for b in blocks for i, t in enumerate(b.texts)]
         skipped = {n for b in blocks for n in b.skipped}
         assert got == [(n, e) for n, e in enumerate(expected, 1) if n > start and n not in skipped]
@@ -371,7 +371,7 @@ def _die(texts):  # module level, so the forked worker finds it by name
 
 def test_a_worker_that_dies_fails_the_run_instead_of_hanging(tmp_path, tiny_tokenizer_dir, monkeypatch):
     write_corpus(tmp_path, "strict_10M")
-    monkeypatch.setattr(text_worker, "tokenize", _die)
+    monkeypatch.setattr(pool, "tokenize", _die)
     result = run_text(*text_args(tmp_path, tiny_tokenizer_dir, tmp_path / "out"), "--workers", "2", ok=False)
     assert result.exit_code != 0 and "a tokenizer worker died" in result.output
     assert not (tmp_path / "out" / "manifest.json").exists()
