@@ -15,6 +15,11 @@ import click
 from babylm.prep.errors import PrepError
 from babylm.shards import DatasetNotFound, ManifestError
 
+# click >= 8.2 raises this for a group called without a command; it carries the help, not an error.
+_NO_ARGS: tuple[type, ...] = tuple(
+    t for t in [getattr(click.exceptions, "NoArgsIsHelpError", None)] if t is not None
+)
+
 
 class UserError(click.ClickException):
     """A CLI-level mistake (exit status 2, one line)."""
@@ -31,6 +36,9 @@ class PrepGroup(click.Group):
             click.echo("Aborted!", err=True)
             sys.exit(1)
         except click.UsageError as e:
+            if isinstance(e, _NO_ARGS) and e.ctx is not None:  # `babylm-prep` alone: the help, as click
+                click.echo(e.ctx.get_help(), err=True)
+                sys.exit(2)
             hint = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
             _fail(e.format_message() + hint, 2)
         except click.ClickException as e:

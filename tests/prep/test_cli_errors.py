@@ -123,3 +123,9 @@ def test_user_errors_are_one_line_exit_2_no_traceback(case, inputs):
     assert "Traceback" not in result.output
     assert len(lines) == 1, result.output
     assert lines[0].startswith("Error: ") and mention in lines[0], lines[0]
+
+
+def test_no_command_prints_the_help_not_an_error_line():
+    result = CliRunner().invoke(prep_main, [], prog_name="babylm-prep")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.startswith("Usage: babylm-prep") and "\nCommands:\n" in result.output
