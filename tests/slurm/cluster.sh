@@ -31,8 +31,10 @@ fi
 # switch users, so a non-root run only works for that user's own jobs, which is all the tests do.
 USER_NAME=$(id -un)
 # The node's name is this machine's short host name: the scripts pass it to torchrun as the
-# rendezvous host, so it has to resolve, and slurmd -N says which node of slurm.conf it is.
+# rendezvous host, so it has to resolve (localhost where it does not), and slurmd -N says which
+# node of slurm.conf it is.
 NODE=$(hostname -s)
+getent hosts "$NODE" >/dev/null || NODE=localhost
 
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/babylm-slurm.XXXXXX")
 PIDS=()
@@ -49,8 +51,9 @@ stop_cluster() {
         done
     fi
     if [ "$status" -ne 0 ]; then
-        for log in "$DIR"/*.log "$DIR"/*.stderr; do
-            [ -f "$log" ] && { echo "== $log (last lines)"; tail -n 20 "$log"; }
+        # (munged in the foreground logs to stderr)
+        for log in "$DIR/slurmctld.log" "$DIR/slurmd.log" "$DIR/munged.stderr"; do
+            if [ -f "$log" ]; then echo "== $log (last lines)"; tail -n 15 "$log"; fi
         done
     fi
     # Newest first: slurmd, slurmctld, munged.
