@@ -1,5 +1,5 @@
-"""train_one_node.sh run directly, without Slurm: a USR1 to the script saves a checkpoint and
-stops with exit 0, also when it arrives before the trainer has installed its handler."""
+"""train_one_node.sh run directly, without Slurm: a USR1 or TERM to the script saves a checkpoint
+and stops with exit 0, also when it arrives before the trainer has installed its handler."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ def start(shards, run_dir):
     )
 
 
-def stop_and_check(proc, run_dir) -> int:
-    os.kill(proc.pid, signal.SIGUSR1)
+def stop_and_check(proc, run_dir, signum=signal.SIGUSR1) -> int:
+    os.kill(proc.pid, signum)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out[-3000:]
     assert "stopped with a checkpoint" in out and "Stopped by SIGUSR1" in out, out[-3000:]
@@ -45,14 +45,16 @@ def stop_and_check(proc, run_dir) -> int:
     return steps[-1]
 
 
-def test_usr1_to_the_script_saves_and_stops(shards, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGTERM], ids=["USR1", "TERM"])
+def test_a_signal_to_the_script_saves_and_stops(shards, tmp_path, signum):
+    """The script passes USR1 and TERM on to the ranks as USR1 (a checkpoint, then exit 0)."""
     run_dir = tmp_path / "run"
     proc = start(shards, run_dir)
     deadline = time.time() + 120
     while len(metric_steps(run_dir)) < 2:
         assert proc.poll() is None and time.time() < deadline, proc.stdout.read()[-3000:]
         time.sleep(0.05)
-    assert stop_and_check(proc, run_dir) >= 2
+    assert stop_and_check(proc, run_dir, signum) >= 2
 
 
 def test_usr1_before_the_handler_is_installed_is_not_lost(shards, tmp_path):
