@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -64,7 +65,14 @@ def environment(shards: Path, run_dir: Path, job: str = "") -> dict[str, str]:
         "JOB": job,
         "BABYLM_VENV": str(BIN.parent),
         "BABYLM_CACHE_DIR": str(run_dir.parent / "cache"),
+        "MASTER_PORT": str(free_port()),  # train.sbatch's rendezvous port (default 29500)
     }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def shell(lines: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
