@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install test lint format bench shards demo clean
+.PHONY: install test test-slurm lint format bench shards demo clean
 
 install: $(VENV)/.installed
 
@@ -20,6 +20,11 @@ $(VENV)/.installed: pyproject.toml
 
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The Slurm scripts against a real one-node Slurm (apt-installs slurm-wlm and munge if missing;
+# root); the daemons it starts are stopped again. See README, "Slurm".
+test-slurm: install
+	tests/slurm/cluster.sh $(PY) -m pytest -q -m slurm tests/slurm $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -11,6 +11,8 @@ DDP syncs gradients on the last micro-step only.
 
 Every optimizer step ends with an all-reduce of a stop flag (over gloo, off the GPU stream), so a
 SIGTERM/SIGUSR1 that reaches any rank stops all of them after the same step with a checkpoint.
+A USR1 that reached the Slurm scripts' launcher before the ranks could hear it is not lost
+(`_stop_pending`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -51,6 +54,16 @@ def _on_signal(signum: int, _frame: Any) -> None:
     _STOP["signal"] = int(signum)
 
 
+def _stop_pending() -> bool:
+    """Whether the launcher was told to stop before this rank could hear it. The Slurm scripts
+    start the ranks with USR1 ignored (torchrun, their parent, would die of it), so a USR1 that
+    comes before the handler above is installed is lost; their wrapper therefore first creates
+    the file named by BABYLM_STOP_FILE, then signals. Checked after the handler is installed,
+    either the signal reaches the handler or the file is already there."""
+    path = os.environ.get("BABYLM_STOP_FILE")
+    return bool(path) and os.path.exists(path)
+
+
 class _Losses(nn.Module):
     """What DDP wraps: one forward computes every stream's (loss sum, target count)."""
 
@@ -77,6 +90,8 @@ def train(cfg: TrainConfig) -> int:
     _STOP["signal"] = None
     # Installed before the loader forks its workers, which inherit this harmless flag-setter.
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGUSR1)}
+    if _stop_pending():
+        _STOP["signal"] = int(signal.SIGUSR1)
     try:
         return Trainer.setup(cfg, d).run()
     finally:
