@@ -23,7 +23,12 @@ from .models.processing_babylm import BabyLMProcessor
 from .models.vision import _ViTImageProcessor
 
 _MODELS_DIR = Path(__file__).resolve().parent / "models"
-_COMMON_FILES = ("modeling_babylm_common.py", "processing_babylm.py")
+_COMMON_FILES = (
+    "configuration_babylm_common.py",
+    "modeling_babylm_common.py",
+    "modeling_babylm_layers.py",
+    "processing_babylm.py",
+)
 _KIND_FILES = {"flamingo": ("modeling_babylm_perceiver.py",)}
 # kind -> (configuration module, config class, modeling module, model class)
 _REMOTE_CODE = {
