@@ -119,7 +119,9 @@ def test_flamingo_matches_stock_opt_with_its_blocks(tiny_vit_dir, image_id, ids)
     pixels = normalize_images(uint8_images(2, seed=8), model)
     with torch.no_grad():
         text, image = model(ids).logits, model(ids, pixel_values=pixels).logits
-        generated = model.generate(ids, pixel_values=pixels, max_new_tokens=5, min_new_tokens=5, do_sample=False)
+        generated = model.generate(
+            ids, pixel_values=pixels, max_new_tokens=5, min_new_tokens=5, do_sample=False
+        )
     torch.testing.assert_close(text, reference.logits(ids), rtol=0, atol=ATOL)
     torch.testing.assert_close(image, reference.logits(ids, pixels), rtol=0, atol=ATOL)
     assert (image - text).abs().max() > 1e-3  # the image is used
@@ -132,7 +134,9 @@ def test_git_matches_stock_git_with_our_encoder(tiny_vit_dir, image_id, ids):
     pixels = normalize_images(uint8_images(2, seed=8), model)
     with torch.no_grad():
         text, image = model(ids).logits, model(ids, pixel_values=pixels).logits
-        generated = model.generate(ids, pixel_values=pixels, max_new_tokens=5, min_new_tokens=5, do_sample=False)
+        generated = model.generate(
+            ids, pixel_values=pixels, max_new_tokens=5, min_new_tokens=5, do_sample=False
+        )
         torch.testing.assert_close(text, reference(ids).logits, rtol=0, atol=ATOL)
         torch.testing.assert_close(image, reference(ids, pixel_values=pixels).logits, rtol=0, atol=ATOL)
     assert (image[:, -ids.shape[1] :] - text).abs().max() > 1e-3
