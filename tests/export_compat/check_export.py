@@ -44,12 +44,16 @@ class _Warnings(logging.Handler):
 
 def close(actual: torch.Tensor, expected: torch.Tensor, what: str) -> None:
     diff = float((actual - expected).abs().max())
-    assert actual.shape == expected.shape and diff <= ATOL, f"{what}: shape {tuple(actual.shape)}, max diff {diff}"
+    assert actual.shape == expected.shape and diff <= ATOL, (
+        f"{what}: shape {tuple(actual.shape)}, max diff {diff}"
+    )
 
 
 def check_tokenizer(folder: Path) -> None:
     config = json.loads((folder / "tokenizer_config.json").read_text())
-    assert not MACHINE_KEYS & config.keys(), f"machine-specific keys in tokenizer_config.json: {config.keys()}"
+    assert not MACHINE_KEYS & config.keys(), (
+        f"machine-specific keys in tokenizer_config.json: {config.keys()}"
+    )
     tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
     assert tok.bos_token == "</s>" and tok.bos_token_id == 1, (tok.bos_token, tok.bos_token_id)
     assert tok.pad_token_id == 0 and tok.eos_token_id == 1
@@ -76,7 +80,9 @@ def check_multimodal(kind: str, folder: Path, ref: dict, inputs: dict) -> None:
         encoder = model.git.image_encoder if kind == "git" else model.model.decoder.img_encoder
         assert not any(p.requires_grad for p in encoder.parameters())
         encoding = processor(images=images, text=inputs["texts"], return_tensors="pt")
-        assert sorted(encoding) == ["attention_mask", "input_ids", "pixel_values", "token_type_ids"], sorted(encoding)
+        assert sorted(encoding) == ["attention_mask", "input_ids", "pixel_values", "token_type_ids"], sorted(
+            encoding
+        )
         encoding.pop("token_type_ids")
         out = model(**encoding, labels=encoding["input_ids"], output_hidden_states=True)
         assert 0 < float(out["loss"]) < 20 and len(out["hidden_states"]) == model.config.num_hidden_layers + 1
