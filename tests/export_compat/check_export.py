@@ -8,6 +8,7 @@ alone is enough on this environment's transformers release. Exits non-zero on th
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import sys
@@ -141,6 +142,7 @@ def check_sequence_classification(kind: str, folder: Path) -> dict:
 
 
 def main(exports: Path) -> None:
+    assert importlib.util.find_spec("babylm") is None, "babylm is importable in the clean environment"
     inputs = torch.load(exports / "reference.pt")
     summary = {"transformers": transformers.__version__, "torch": torch.__version__}
     for kind in ("flamingo", "git"):
