@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import torch
+import transformers
 from transformers import AutoTokenizer
 
 from babylm.train.export import export_model
@@ -46,4 +47,5 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
+    transformers.utils.logging.disable_progress_bar()
     main(Path(sys.argv[1]))

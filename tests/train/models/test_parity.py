@@ -141,3 +141,20 @@ def test_git_matches_stock_git_with_our_encoder(tiny_vit_dir, image_id, ids):
         torch.testing.assert_close(image, reference(ids, pixel_values=pixels).logits, rtol=0, atol=ATOL)
     assert (image[:, -ids.shape[1] :] - text).abs().max() > 1e-3
     assert torch.equal(generated, _greedy(lambda x: reference(x, pixel_values=pixels).logits, ids, 5))
+
+
+@pytest.mark.parametrize("kind", ["flamingo", "git"])
+def test_legacy_tuple_cache_continues_a_forward(tiny_vit_dir, image_id, ids, kind):
+    """Without a transformers Cache (a direct call, or 4.46's generate) the cache is plain tuples."""
+    model = tiny_model(kind, tiny_vit_dir, image_id, seed=5)
+    pixels = normalize_images(uint8_images(2, seed=8), model)
+    with torch.no_grad():
+        full = model(ids, pixel_values=pixels).logits[:, -1]
+        first = model(ids[:, :-1], pixel_values=pixels, use_cache=True)
+        assert isinstance(first.past_key_values, tuple)
+        assert len(first.past_key_values) == model.config.num_hidden_layers
+        step = {"media_input_ids": ids, "pixel_values": pixels} if kind == "flamingo" else {}
+        last = model(
+            ids[:, -1:], past_key_values=first.past_key_values, attention_mask=torch.ones_like(ids), **step
+        ).logits[:, -1]
+    torch.testing.assert_close(last, full, rtol=0, atol=ATOL)
