@@ -69,6 +69,7 @@ def check_multimodal(kind: str, folder: Path, ref: dict, inputs: dict) -> None:
     logging.getLogger("transformers").removeHandler(warnings)
     deprecated = [m for m in warnings.messages if "deprecated" in m]
     assert not deprecated, deprecated
+    assert processor.image_processor is not None and processor.tokenizer is not None  # DevBench reads them
     model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True, torch_dtype="auto").eval()
     ids = inputs["input_ids"]
     images = [Image.fromarray(x.permute(1, 2, 0).numpy()) for x in inputs["images"]]

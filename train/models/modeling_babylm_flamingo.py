@@ -173,7 +173,10 @@ class BabyLMFlamingoDecoder(nn.Module):
             position_mask = torch.ones(batch, past_seen + length, device=device, dtype=torch.long)
         if position_ids is None:
             position_ids = (torch.cumsum(position_mask, dim=1) * position_mask - 1).long()[:, -length:]
-        bias = attention_bias(attention_mask, batch, length, past_seen, inputs_embeds.dtype, device)
+        padded = attention_mask is not None and not bool(attention_mask.all())
+        bias = None  # plainly causal: the layers let SDPA use its fused causal kernels
+        if past_seen or padded:
+            bias = attention_bias(attention_mask, batch, length, past_seen, inputs_embeds.dtype, device)
         if self.project_in is not None:
             inputs_embeds = self.project_in(inputs_embeds)
         hidden = inputs_embeds + self.embed_positions(position_ids).to(device)

@@ -134,21 +134,30 @@ class OPTAttention(nn.Module):
         self.q_proj = nn.Linear(dim, dim, bias=bias)
         self.out_proj = nn.Linear(dim, dim, bias=bias)
 
-    def forward(self, hidden: torch.Tensor, bias: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, bias: torch.Tensor | None, cache: KVCache) -> torch.Tensor:
         b, n, _ = hidden.shape
         shape = (b, n, self.num_heads, self.head_dim)
         q = (self.q_proj(hidden) * self.scaling).view(shape).transpose(1, 2)
         k = self.k_proj(hidden).view(shape).transpose(1, 2)
         v = self.v_proj(hidden).view(shape).transpose(1, 2)
         k, v = cache.update(self.layer_idx, k, v)
+        # No bias: a plain causal block without padding or cache, where SDPA's is_causal lets torch
+        # pick its fused (flash / memory-efficient) kernels, as transformers' own OPT path does.
         out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias, dropout_p=self.dropout if self.training else 0.0, scale=1.0
+            q,
+            k,
+            v,
+            attn_mask=bias,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=bias is None and n > 1,
+            scale=1.0,
         )
         return self.out_proj(out.transpose(1, 2).reshape(b, n, -1))
 
 
 class OPTDecoderLayer(nn.Module):
-    """OPT's decoder layer: self-attention and feed-forward, layer norm before (125M) or after."""
+    """OPT's decoder layer: self-attention and feed-forward, layer norm before (125M) or after.
+    `bias` None means plainly causal (no padding, nothing cached)."""
 
     def __init__(self, config, layer_idx: int):
         super().__init__()
@@ -162,7 +171,7 @@ class OPTDecoderLayer(nn.Module):
         self.fc2 = nn.Linear(config.ffn_dim, dim, bias=config.enable_bias)
         self.final_layer_norm = nn.LayerNorm(dim, elementwise_affine=affine)
 
-    def forward(self, hidden: torch.Tensor, bias: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, bias: torch.Tensor | None, cache: KVCache) -> torch.Tensor:
         residual = hidden
         if self.do_layer_norm_before:
             hidden = self.self_attn_layer_norm(hidden)
