@@ -99,8 +99,12 @@ def attention_bias(
         if mask.shape[-1] < keys:
             mask = torch.cat([mask.new_ones(batch, keys - mask.shape[-1]), mask], dim=-1)
         allowed = allowed & mask[:, None, None, -keys:]
+    # bfloat16's lowest value is finite in float32 and bfloat16 alike, so the bias stays finite
+    # when CUDA autocast hands it to a bfloat16 attention (float32's lowest rounds to -inf there,
+    # and a fully masked row of -inf gives NaN that leaks into every row through the values).
+    lowest = torch.finfo(torch.float16 if dtype == torch.float16 else torch.bfloat16).min
     bias = torch.zeros(allowed.shape, dtype=dtype, device=device)
-    return bias.masked_fill(~allowed, torch.finfo(dtype).min)
+    return bias.masked_fill(~allowed, lowest)
 
 
 # ---- OPT (Flamingo's decoder) ---------------------------------------------------------------------

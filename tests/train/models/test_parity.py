@@ -15,6 +15,7 @@ from torch import nn
 from transformers import GitConfig, GitForCausalLM, OPTConfig, OPTForCausalLM
 
 from babylm.train.models import normalize_images
+from babylm.train.models.modeling_babylm_layers import attention_bias
 from tests.train.models.helpers import IMAGE_SIZE, open_gates, tiny_model, uint8_images
 
 ATOL = 1e-5
@@ -158,3 +159,11 @@ def test_legacy_tuple_cache_continues_a_forward(tiny_vit_dir, image_id, ids, kin
             ids[:, -1:], past_key_values=first.past_key_values, attention_mask=torch.ones_like(ids), **step
         ).logits[:, -1]
     torch.testing.assert_close(last, full, rtol=0, atol=ATOL)
+
+
+def test_attention_bias_stays_finite_in_bfloat16():
+    """CUDA autocast runs SDPA in bfloat16 and casts the float32 bias: a left-padded (fully masked)
+    row must stay finite there, or its NaN leaks into the real tokens through the values."""
+    bias = attention_bias(torch.tensor([[0, 0, 1, 1]]), 1, 4, 0, torch.float32, torch.device("cpu"))
+    assert torch.isfinite(bias.to(torch.bfloat16)).all()
+    assert (bias[0, 0].diagonal()[2:] == 0).all() and (bias[0, 0, 3, :2] < -1e38).all()
