@@ -3,7 +3,7 @@
 # then run check_export.py on them in clean venvs that have no babylm-pipeline, one per
 # transformers requirement in EXPORT_COMPAT_TRANSFORMERS (default: the newest 4.56 patch, which
 # the BabyLM pipeline's GLUE fine-tuning needs, and the newest 5.x the registry serves).
-# The venvs and pip's wheel cache live under EXPORT_COMPAT_DIR (default build/export-compat, gitignored),
+# The venvs and a wheelhouse live under EXPORT_COMPAT_DIR (default build/export-compat, gitignored),
 # so a rerun installs nothing new.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -17,7 +17,7 @@ trap 'rm -rf "$work"' EXIT
 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 "$py" -m tests.export_compat.make_exports "$work/exports" >/dev/null
 for spec in "${specs[@]}"; do
     venv="$dir/venv-$(tr -c 'A-Za-z0-9.\n' '_' <<< "$spec")"
-    tests/export_compat/venv.sh "$venv" "$spec" "$dir/pip-cache" >"$work/venv.log" 2>&1 \
+    tests/export_compat/venv.sh "$venv" "$spec" "$dir/wheels" >"$work/venv.log" 2>&1 \
         || { grep -v '^WARNING: Location' "$work/venv.log" | tail -40; exit 1; }
     tail -1 "$work/venv.log"
     # -I: no PYTHONPATH, no user site, the script's own folder only; offline, a fresh HF cache.
