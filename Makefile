@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install test test-slurm lint format bench shards demo clean
+.PHONY: install test test-slurm test-export-compat lint format bench shards demo clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,11 @@ test: install
 # root); the daemons it starts are stopped again. See README, "Slurm".
 test-slurm: install
 	tests/slurm/cluster.sh $(PY) -m pytest -q -m slurm tests/slurm $(PYTEST_ARGS)
+
+# An exported folder in clean venvs without babylm-pipeline: transformers 4.56.x and the newest 5.x
+# (EXPORT_COMPAT_TRANSFORMERS overrides); venvs and wheels are cached under build/export-compat.
+test-export-compat: install
+	tests/export_compat/run.sh
 
 lint: install
 	$(VENV)/bin/ruff check .

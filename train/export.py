@@ -3,39 +3,69 @@
 Flamingo and GIT are saved with their own `model_type` and `auto_map`, next to copies of their
 self-contained modeling/configuration files and a processor, so that
 `AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True)`, `AutoTokenizer` and
-`AutoProcessor` load them where babylm-pipeline is not installed. OPT and RoBERTa are plain
-transformers models and are saved as such.
+`AutoProcessor` load them where babylm-pipeline is not installed, on every transformers release
+from 4.46 to the newest 5.x; `AutoModelForSequenceClassification` gives the GLUE fine-tuning class.
+OPT and RoBERTa are plain transformers models and are saved as such.
+
+A folder is written under a temporary name next to `out_dir` and renamed when complete, so a
+failed export leaves nothing behind, and an existing non-empty `out_dir` is refused.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import AutoImageProcessor, AutoTokenizer, OPTForCausalLM, RobertaForMaskedLM
 
-from .models import MULTIMODAL_KINDS, architecture
+from .models import MULTIMODAL_KINDS, architecture, model_class
 from .models.losses import unwrap_model
 from .models.processing_babylm import BabyLMProcessor
 from .models.vision import _ViTImageProcessor
 
 _MODELS_DIR = Path(__file__).resolve().parent / "models"
-_COMMON_FILES = ("modeling_babylm_common.py", "processing_babylm.py")
+_COMMON_FILES = (
+    "configuration_babylm_common.py",
+    "modeling_babylm_common.py",
+    "modeling_babylm_layers.py",
+    "processing_babylm.py",
+)
 _KIND_FILES = {"flamingo": ("modeling_babylm_perceiver.py",)}
-# kind -> (configuration module, config class, modeling module, model class)
+# kind -> (configuration module, config class, modeling module, class prefix)
 _REMOTE_CODE = {
     "flamingo": (
         "configuration_babylm_flamingo",
         "BabyLMFlamingoConfig",
         "modeling_babylm_flamingo",
-        "BabyLMFlamingoForCausalLM",
+        "BabyLMFlamingo",
     ),
-    "git": ("configuration_babylm_git", "BabyLMGitConfig", "modeling_babylm_git", "BabyLMGitForCausalLM"),
+    "git": ("configuration_babylm_git", "BabyLMGitConfig", "modeling_babylm_git", "BabyLMGit"),
+}
+# The Auto classes the BabyLM evaluation uses (lm_eval, DevBench: CausalLM; GLUE: SequenceClassification).
+_AUTO_CLASSES = {
+    "AutoModelForCausalLM": "ForCausalLM",
+    "AutoModelForSequenceClassification": "ForSequenceClassification",
 }
 _STOCK_CLASSES = {"opt": OPTForCausalLM, "roberta": RobertaForMaskedLM}
+# Keys transformers writes that describe the exporting machine, not the tokenizer.
+_MACHINE_KEYS = (
+    "is_local",
+    "local_files_only",
+    "cache_dir",
+    "token",
+    "use_auth_token",
+    "_commit_hash",
+    "name_or_path",
+)
+
+
+class ExportError(ValueError):
+    """An export that cannot be written as asked (the message names the path and the reason)."""
 
 
 def export_model(
@@ -50,21 +80,61 @@ def export_model(
     The folder holds safetensors weights (the frozen vision encoder included, so it works
     standalone), config.json, the tokenizer, and for Flamingo/GIT the remote-code files and a
     processor (`processor_config.json`, `preprocessor_config.json`). `image_processor` defaults to
-    the one the model was built with. Returns the folder.
+    the one the model was built with. `out_dir` must be absent or empty (ExportError otherwise);
+    it appears only once complete. Returns the folder.
     """
     kind = architecture(kind)  # a `noimg` run exports as the GIT it is
     model = unwrap_model(model)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if not isinstance(model, model_class(kind)):
+        raise ExportError(f"{out}: the model is a {type(model).__name__}, not a {kind} model")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ExportError(f"{out}: exists and is not an empty folder; export to a new one")
     tokenizer = _load_tokenizer(tokenizer_dir_or_obj)
     _check_tokenizer(model, kind, tokenizer)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        _write_folder(model, kind, tmp, tokenizer, image_processor)
+        if out.exists():
+            out.rmdir()  # empty (checked above); rename cannot replace a folder
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
 
+
+def export_checkpoint(
+    checkpoint: str | Path, out_dir: str | Path, tokenizer: Any = None, kind: str | None = None
+) -> Path:
+    """Export a checkpoint folder, or a run folder's newest checkpoint, to `out_dir`.
+
+    `tokenizer` defaults to the one the run trained with; `kind`, when given, must be the
+    checkpoint's. Errors name the path: no checkpoint there, a checkpoint of another kind, or
+    weights that do not fit the kind it records.
+    """
+    from .checkpoint import load_model, resolve_checkpoint
+
+    try:
+        path = resolve_checkpoint(checkpoint)
+    except FileNotFoundError as err:
+        raise ExportError(str(err)) from None
+    try:
+        model, found_kind, cfg = load_model(path)
+    except (RuntimeError, KeyError, ValueError, OSError) as err:
+        raise ExportError(f"{path}: not a loadable model checkpoint ({type(err).__name__}: {err})") from None
+    if kind is not None and architecture(kind) != architecture(found_kind):
+        raise ExportError(f"{path}: a {found_kind} checkpoint, not {kind}")
+    return export_model(model, found_kind, out_dir, tokenizer or cfg["tokenizer"])
+
+
+def _write_folder(model: torch.nn.Module, kind: str, out: Path, tokenizer: Any, image_processor: Any) -> None:
     if kind in MULTIMODAL_KINDS:
         _save_remote_code_model(model, kind, out)
         image_processor = image_processor or _default_image_processor(model)
         BabyLMProcessor(image_processor, tokenizer).save_pretrained(out)
-        # transformers 5 nests the image processor in processor_config.json; older releases and
-        # AutoImageProcessor read preprocessor_config.json, so write that too.
+        # AutoImageProcessor reads preprocessor_config.json on every release; the processor's own
+        # file then only names the class (see _register_processor).
         image_processor.save_pretrained(out)
         _register_processor(out)
     else:
@@ -72,8 +142,9 @@ def export_model(
         stock.load_state_dict(model.state_dict())
         stock.save_pretrained(out)
         tokenizer.save_pretrained(out)
-    _make_tokenizer_portable(out)
-    return out
+    bos = tokenizer.convert_ids_to_tokens(model.config.bos_token_id)
+    _make_tokenizer_portable(out, bos)
+    _drop_machine_paths(out / "config.json")
 
 
 def _load_tokenizer(tokenizer_dir_or_obj: Any) -> Any:
@@ -95,13 +166,12 @@ def _check_tokenizer(model: torch.nn.Module, kind: str, tokenizer: Any) -> None:
 
 
 def _save_remote_code_model(model: torch.nn.Module, kind: str, out: Path) -> None:
-    config_module, config_class, modeling_module, model_class = _REMOTE_CODE[kind]
+    config_module, config_class, modeling_module, prefix = _REMOTE_CODE[kind]
     # Our own model_type plus auto_map: transformers then runs the copied files, never its GIT/OPT.
-    model.config.auto_map = {
-        "AutoConfig": f"{config_module}.{config_class}",
-        "AutoModelForCausalLM": f"{modeling_module}.{model_class}",
-    }
-    model.config.architectures = [model_class]
+    auto_map = {"AutoConfig": f"{config_module}.{config_class}"}
+    auto_map |= {auto: f"{modeling_module}.{prefix}{suffix}" for auto, suffix in _AUTO_CLASSES.items()}
+    model.config.auto_map = auto_map
+    model.config.architectures = [f"{prefix}ForCausalLM"]
     model.save_pretrained(out, safe_serialization=True)
     for name in (f"{config_module}.py", f"{modeling_module}.py", *_COMMON_FILES, *_KIND_FILES.get(kind, ())):
         shutil.copyfile(_MODELS_DIR / name, out / name)
@@ -132,24 +202,53 @@ def _default_image_processor(model: torch.nn.Module) -> Any:
 
 
 def _register_processor(out: Path) -> None:
-    """Point AutoProcessor at the shipped processor class (needs trust_remote_code)."""
+    """Point AutoProcessor at the shipped processor class (needs trust_remote_code).
+
+    processor_config.json keeps only the class: transformers 5 nests the image processor there,
+    and 4.x passes every key of that file to the processor's __init__, where a nested
+    `image_processor` collides with the loaded one ("got multiple values for argument").
+    Both lines load the image processor from preprocessor_config.json instead.
+    """
     entry = {
         "processor_class": "BabyLMProcessor",
         "auto_map": {"AutoProcessor": "processing_babylm.BabyLMProcessor"},
     }
-    for name in ("processor_config.json", "preprocessor_config.json"):
-        path = out / name
-        data = json.loads(path.read_text()) if path.exists() else {}
-        data.update(entry)
-        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    _write_json(out / "processor_config.json", entry)
+    path = out / "preprocessor_config.json"
+    _write_json(path, {**json.loads(path.read_text()), **entry})
 
 
-def _make_tokenizer_portable(out: Path) -> None:
-    """transformers 5 writes `TokenizersBackend`, a class older releases lack; the fast tokenizer
-    class name loads the same tokenizer.json in both."""
+def _make_tokenizer_portable(out: Path, bos_token: str) -> None:
+    """A tokenizer_config.json that loads the same on 4.x and 5.x, without the exporting
+    machine's keys, and with `bos_token`: the token the model was trained to see before a text.
+
+    transformers 5 writes `TokenizersBackend` (a class 4.x lacks; the fast tokenizer class loads
+    the same tokenizer.json in both) and the added specials as an `extra_special_tokens` list
+    (4.x reads that key as a dict of named tokens and fails; `additional_special_tokens` is the
+    name both read). The bos token changes no encoding: the post-processor only appends `</s>`.
+    """
     path = out / "tokenizer_config.json"
-    if path.exists():
-        data = json.loads(path.read_text())
-        if data.get("tokenizer_class") == "TokenizersBackend":
-            data["tokenizer_class"] = "PreTrainedTokenizerFast"
-            path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    data = json.loads(path.read_text())
+    if data.get("tokenizer_class") == "TokenizersBackend":
+        data["tokenizer_class"] = "PreTrainedTokenizerFast"
+    if isinstance(data.get("extra_special_tokens"), list):
+        data["additional_special_tokens"] = data.pop("extra_special_tokens")
+    for key in _MACHINE_KEYS:
+        data.pop(key, None)
+    data["bos_token"] = bos_token
+    _write_json(path, data)
+
+
+def _drop_machine_paths(path: Path) -> None:
+    """Remove `_name_or_path` (a folder on the exporting machine) from config.json, nested ones too."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if k != "_name_or_path"}
+        return value
+
+    _write_json(path, clean(json.loads(path.read_text())))
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

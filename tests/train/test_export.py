@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import ast
 import json
+import sys
 
 import pytest
 import torch
 from transformers import AutoTokenizer
 
-from babylm.train.export import export_model
+from babylm.train import export as export_module
+from babylm.train.checkpoint import CheckpointWriter
+from babylm.train.export import ExportError, export_checkpoint, export_model
 from babylm.train.models import make_tiny_vit, normalize_images
 from tests.train.models.helpers import (
     IMAGE_TOKENS,
@@ -33,7 +36,8 @@ EVAL_SCRIPT = r"""
 import json
 import torch
 from PIL import Image
-from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoProcessor, AutoTokenizer
+from transformers import (AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSequenceClassification,
+                          AutoProcessor, AutoTokenizer)
 
 work = sys.argv[1]
 inputs = torch.load(f"{work}/inputs.pt")
@@ -52,6 +56,10 @@ for kind in ("flamingo", "git", "opt", "roberta"):
     model.eval()
     model.tie_weights()
     r["class"] = f"{type(model).__module__}.{type(model).__name__}"
+    # GLUE fine-tuning: a sequence classifier of every kind, text only.
+    clf = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2, trust_remote_code=True)
+    clf_out = clf(ids, labels=torch.tensor([0, 1]))
+    r["clf"] = (type(clf).__name__, tuple(clf_out.logits.shape), float(clf_out.loss))
     with torch.no_grad():
         r["text_logits"] = model(ids).logits
         if kind == "roberta":
@@ -139,7 +147,8 @@ def test_folder_layout_and_self_contained_code(exported, kind):
         imported |= {
             n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0
         }
-        assert imported <= {"torch", "transformers"}, (source.name, imported)
+        # The standard library, torch and transformers: what any evaluation environment has.
+        assert imported - set(sys.stdlib_module_names) <= {"torch", "transformers"}, (source.name, imported)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -197,6 +206,29 @@ def test_tokenizer_round_trips(exported):
     assert expected[0] == image_id  # "<image>" stays one token
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_sequence_classifiers_load_for_glue(exported, kind):
+    name, shape, loss = exported["results"][kind]["clf"]
+    prefix = {"flamingo": "BabyLMFlamingo", "git": "BabyLMGit", "opt": "OPT", "roberta": "Roberta"}[kind]
+    assert name == f"{prefix}ForSequenceClassification"
+    assert shape == (2, 2) and 0 < loss < 5
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_folder_is_portable(exported, kind):
+    folder = exported["work"] / kind
+    tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text())
+    assert not {"is_local", "local_files_only", "name_or_path"} & tokenizer_config.keys()
+    # The model never sees a prepended bos: each training text follows the previous line's </s>.
+    assert tokenizer_config["bos_token"] == "</s>"
+    assert "_name_or_path" not in (folder / "config.json").read_text()
+    if kind in ("flamingo", "git"):
+        config = json.loads((folder / "config.json").read_text())
+        assert config["auto_map"]["AutoModelForSequenceClassification"].endswith("ForSequenceClassification")
+        processor_config = json.loads((folder / "processor_config.json").read_text())
+        assert "image_processor" not in processor_config  # 4.x would pass it to __init__ twice
+
+
 def test_export_refuses_a_mismatched_tokenizer(exported, tmp_path):
     model = exported["models"]["flamingo"]
     model.config.media_token_id, saved = 7, model.config.media_token_id
@@ -207,3 +239,79 @@ def test_export_refuses_a_mismatched_tokenizer(exported, tmp_path):
         model.config.media_token_id = saved
     with pytest.raises(ValueError, match="kind"):
         export_model(model, "gpt2", tmp_path / "bad2", exported["tokenizer"])
+
+
+# ---- bad input: a clear error naming the path, nothing half-written ------------------------------
+@pytest.fixture(scope="module")
+def flamingo_run(tmp_path_factory, tiny_tokenizer_dir):
+    """A run folder with one checkpoint of a tiny Flamingo, as the trainer writes it."""
+    work = tmp_path_factory.mktemp("run")
+    image_id = AutoTokenizer.from_pretrained(tiny_tokenizer_dir).convert_tokens_to_ids("<image>")
+    model = tiny_model("flamingo", make_tiny_vit(work / "vit"), image_id)
+    _write_checkpoint(work / "run", model, "flamingo", tiny_tokenizer_dir)
+    return {"run": work / "run", "model": model, "tokenizer": tiny_tokenizer_dir}
+
+
+def _write_checkpoint(run_dir, model, kind: str, tokenizer_dir) -> None:
+    trainer_state = {
+        "step": 1,
+        "kind": kind,
+        "config": json.dumps({"tokenizer": str(tokenizer_dir)}),
+        "build_args": json.dumps(model.babylm_build_args),
+        "model_config": model.config.to_json_string(),
+    }
+    writer = CheckpointWriter(run_dir, rank=0, world_size=1, keep=2, barrier=lambda: None)
+    writer.save(1, 0, ["final"], trainer_state, model.state_dict(), rank_state={})
+
+
+def _leftovers(parent) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if p.name.endswith(".partial"))
+
+
+def test_export_checkpoint_of_a_run(flamingo_run, tmp_path):
+    out = export_checkpoint(flamingo_run["run"], tmp_path / "hf")
+    assert (out / "model.safetensors").exists() and (out / "modeling_babylm_layers.py").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert export_checkpoint(flamingo_run["run"], empty) == empty  # an empty folder is fine
+    assert _leftovers(tmp_path) == []
+
+
+def test_run_folder_without_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    with pytest.raises(ExportError, match=str(run)):
+        export_checkpoint(run, tmp_path / "hf")
+    assert not (tmp_path / "hf").exists()
+
+
+def test_checkpoint_of_another_kind(flamingo_run, tmp_path):
+    with pytest.raises(ExportError, match=r"a flamingo checkpoint, not git"):
+        export_checkpoint(flamingo_run["run"], tmp_path / "hf", kind="git")
+    # A checkpoint that records one kind and holds another's weights.
+    mixed = tmp_path / "mixed"
+    _write_checkpoint(mixed, flamingo_run["model"], "git", flamingo_run["tokenizer"])
+    with pytest.raises(ExportError, match=f"{mixed}.*not a loadable model checkpoint"):
+        export_checkpoint(mixed, tmp_path / "hf")
+    with pytest.raises(ExportError, match="not a git model"):
+        export_model(flamingo_run["model"], "git", tmp_path / "hf", flamingo_run["tokenizer"])
+    assert not (tmp_path / "hf").exists() and _leftovers(tmp_path) == []
+
+
+def test_non_empty_output_folder_is_refused(flamingo_run, tmp_path):
+    out = tmp_path / "hf"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ExportError, match=f"{out}: exists and is not an empty folder"):
+        export_checkpoint(flamingo_run["run"], out)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"] and _leftovers(tmp_path) == []
+
+
+def test_a_failed_export_leaves_nothing(flamingo_run, tmp_path, monkeypatch):
+    def fail(*_args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export_module, "_make_tokenizer_portable", fail)
+    with pytest.raises(OSError, match="disk full"):
+        export_model(flamingo_run["model"], "flamingo", tmp_path / "hf", flamingo_run["tokenizer"])
+    assert list(tmp_path.iterdir()) == []

@@ -2,7 +2,7 @@
 
 `build_model(kind, size=..., vision_encoder=...)` builds one; `token_loss_sum` gives the trainer a
 summed loss and target count; `normalize_images` turns the loaders' uint8 images into encoder input.
-The Flamingo and GIT classes live in self-contained files (`modeling_babylm_*.py`,
+The Flamingo and GIT classes (causal LM and sequence classifier) live in self-contained files (`modeling_babylm_*.py`,
 `configuration_babylm_*.py`, `processing_babylm.py`) that `babylm.train.export` ships as remote code.
 """
 
@@ -24,8 +24,8 @@ from .build import (
 from .configuration_babylm_flamingo import BabyLMFlamingoConfig
 from .configuration_babylm_git import BabyLMGitConfig
 from .losses import is_masked_lm, mask_tokens, token_loss_sum, unwrap_model
-from .modeling_babylm_flamingo import BabyLMFlamingoForCausalLM
-from .modeling_babylm_git import BabyLMGitForCausalLM
+from .modeling_babylm_flamingo import BabyLMFlamingoForCausalLM, BabyLMFlamingoForSequenceClassification
+from .modeling_babylm_git import BabyLMGitForCausalLM, BabyLMGitForSequenceClassification
 from .text_models import BabyLMOPTForCausalLM, BabyLMRobertaForMaskedLM
 from .vision import load_vision_encoder, make_tiny_vit, normalize_images
 
@@ -36,8 +36,10 @@ __all__ = [
     "MULTIMODAL_KINDS",
     "BabyLMFlamingoConfig",
     "BabyLMFlamingoForCausalLM",
+    "BabyLMFlamingoForSequenceClassification",
     "BabyLMGitConfig",
     "BabyLMGitForCausalLM",
+    "BabyLMGitForSequenceClassification",
     "BabyLMOPTForCausalLM",
     "BabyLMRobertaForMaskedLM",
     "FlamingoSize",

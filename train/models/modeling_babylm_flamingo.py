@@ -2,20 +2,22 @@
 cross-attention to perceiver-resampled features of a frozen vision encoder.
 
 The same file trains the model and ships in exported folders as Hugging Face remote code, so it
-imports only torch and transformers. Module names follow the original baseline
+imports only torch and the transformers APIs every release from 4.46 to the newest 5.x has
+(`PreTrainedModel`, `GenerationMixin`, `modeling_outputs`); the decoder layers, causal mask and KV
+cache are its own (`modeling_babylm_layers`). Module names follow the original baseline
 (`model.decoder.img_encoder`, `perceiver_resampler`, `gated_attn_layers`), which the BabyLM
-evaluation pipeline relies on for `img_encoder`.
+evaluation pipeline relies on for `img_encoder`, and the decoder's are OPT's.
 """
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
-from transformers import initialization as init
-from transformers.cache_utils import Cache, DynamicCache
-from transformers.masking_utils import create_causal_mask
-from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
-from transformers.models.opt.modeling_opt import OPTDecoderLayer, OPTLearnedPositionalEmbedding
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPast,
+    CausalLMOutputWithPast,
+    SequenceClassifierOutputWithPast,
+)
 
 from .configuration_babylm_flamingo import BabyLMFlamingoConfig
 from .modeling_babylm_common import (
@@ -25,79 +27,44 @@ from .modeling_babylm_common import (
     causal_lm_loss,
     encode_images,
     freeze_,
+    generation_inputs,
+    init_linear_embedding_norm,
+    last_token_states,
+    reorder_legacy_cache,
+    sequence_classification_loss,
+    tied_weights_keys,
 )
-from .modeling_babylm_perceiver import PerceiverResampler, feed_forward, split_heads
-
-
-class MaskedCrossAttention(nn.Module):
-    """Text queries attend to the latents of the images each position is allowed to see."""
-
-    def __init__(self, dim: int, heads: int, dim_head: int):
-        super().__init__()
-        self.heads = heads
-        inner = heads * dim_head
-        self.norm = nn.LayerNorm(dim)
-        self.to_q = nn.Linear(dim, inner, bias=False)
-        self.to_kv = nn.Linear(dim, inner * 2, bias=False)
-        self.to_out = nn.Linear(inner, dim, bias=False)
-
-    def forward(self, x: torch.Tensor, media: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        # x (B, L, D); media (B, T, M, D); allowed (B, L, T) bool
-        b, t, m, _ = media.shape
-        q = split_heads(self.to_q(self.norm(x)), self.heads)
-        k, v = self.to_kv(media.reshape(b, t * m, -1)).chunk(2, dim=-1)
-        sees_media = allowed.any(dim=-1, keepdim=True)  # (B, L, 1)
-        # A row that may see nothing would be all -inf (NaN in softmax): let it see everything,
-        # then zero its output, which is what "no image yet" means.
-        mask = (allowed | ~sees_media).repeat_interleave(m, dim=-1)[:, None]
-        out = F.scaled_dot_product_attention(
-            q, split_heads(k, self.heads), split_heads(v, self.heads), attn_mask=mask
-        )
-        out = out.transpose(1, 2).flatten(-2) * sees_media.to(out.dtype)
-        return self.to_out(out)
-
-
-class GatedCrossAttentionBlock(nn.Module):
-    """Cross-attention and feed-forward, each added through a tanh gate. The gates start at 0 by
-    default (`cross_attn_gate_init`), so the freshly built model is exactly its language model."""
-
-    def __init__(self, config: BabyLMFlamingoConfig):
-        super().__init__()
-        dim = config.hidden_size
-        self.attn = MaskedCrossAttention(dim, config.cross_attn_heads, config.cross_attn_dim_head)
-        self.attn_gate = nn.Parameter(torch.full((1,), config.cross_attn_gate_init))
-        self.ff = feed_forward(dim, config.cross_attn_ff_mult)
-        self.ff_gate = nn.Parameter(torch.full((1,), config.cross_attn_gate_init))
-
-    def forward(self, x: torch.Tensor, media: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        x = self.attn(x, media, allowed) * self.attn_gate.tanh() + x
-        return self.ff(x) * self.ff_gate.tanh() + x
+from .modeling_babylm_layers import KVCache, OPTDecoderLayer, OPTLearnedPositionalEmbedding, attention_bias
+from .modeling_babylm_perceiver import GatedCrossAttentionBlock, PerceiverResampler
 
 
 class BabyLMFlamingoPreTrainedModel(PreTrainedModel):
     config_class = BabyLMFlamingoConfig
-    config: BabyLMFlamingoConfig
     base_model_prefix = "model"
-    supports_gradient_checkpointing = True
     _no_split_modules = ["OPTDecoderLayer", "GatedCrossAttentionBlock"]
     _supports_sdpa = True
+    # generate (4.46 on) hands it a transformers Cache; KVCache uses its update / get_seq_length.
+    _supports_cache_class = True
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        super()._init_weights(module)
+        """OPT's init (normal(0, init_std), zero biases, unit norms), the gates and latents at
+        their configured values, and optionally fan-in init for the image path's Linear layers.
+        Plain torch.nn.init: transformers 5 guards those so that loaded weights stay as loaded."""
+        init_linear_embedding_norm(module, self.config.init_std)
         if isinstance(module, GatedCrossAttentionBlock):
-            init.constant_(module.attn_gate, self.config.cross_attn_gate_init)
-            init.constant_(module.ff_gate, self.config.cross_attn_gate_init)
+            nn.init.constant_(module.attn_gate, self.config.cross_attn_gate_init)
+            nn.init.constant_(module.ff_gate, self.config.cross_attn_gate_init)
         elif isinstance(module, PerceiverResampler):
-            init.normal_(module.latents, std=self.config.perceiver_init_std)
-            init.normal_(module.media_pos_emb, std=self.config.perceiver_init_std)
+            nn.init.normal_(module.latents, std=self.config.perceiver_init_std)
+            nn.init.normal_(module.media_pos_emb, std=self.config.perceiver_init_std)
         if self.config.cross_attn_fan_in_init and isinstance(
             module, GatedCrossAttentionBlock | PerceiverResampler
         ):
             # Children are initialised before their parent, so this overrides the init_std default.
             for linear in module.modules():
                 if isinstance(linear, nn.Linear):
-                    init.normal_(linear.weight, std=linear.in_features**-0.5)
+                    nn.init.normal_(linear.weight, std=linear.in_features**-0.5)
 
 
 class BabyLMFlamingoDecoder(nn.Module):
@@ -112,10 +79,13 @@ class BabyLMFlamingoDecoder(nn.Module):
         self.embed_positions = OPTLearnedPositionalEmbedding(config.max_position_embeddings, hidden)
         self.project_in = nn.Linear(proj, hidden, bias=False) if proj != hidden else None
         self.project_out = nn.Linear(hidden, proj, bias=False) if proj != hidden else None
-        self.final_layer_norm = nn.LayerNorm(hidden) if config.do_layer_norm_before else None
-        self.layers = nn.ModuleList(
-            OPTDecoderLayer(config, layer_idx=i) for i in range(config.num_hidden_layers)
+        keep_final_norm = config.do_layer_norm_before and not config._remove_final_layer_norm
+        self.final_layer_norm = (
+            nn.LayerNorm(hidden, elementwise_affine=config.layer_norm_elementwise_affine)
+            if keep_final_norm
+            else None
         )
+        self.layers = nn.ModuleList(OPTDecoderLayer(config, i) for i in range(config.num_hidden_layers))
         self.gated_attn_layers = nn.ModuleList(
             GatedCrossAttentionBlock(config) if i % config.cross_attn_every == 0 else None
             for i in range(config.num_hidden_layers)
@@ -172,7 +142,7 @@ class BabyLMFlamingoDecoder(nn.Module):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        past_key_values=None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool = False,
         pixel_values: torch.Tensor | None = None,
@@ -180,6 +150,7 @@ class BabyLMFlamingoDecoder(nn.Module):
         media_input_ids: torch.LongTensor | None = None,
         output_hidden_states: bool = False,
     ) -> BaseModelOutputWithPast:
+        """Hidden states (B, L, D); `past_key_values` a transformers Cache, legacy tuples or None."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids and inputs_embeds")
         if inputs_embeds is None:
@@ -193,25 +164,22 @@ class BabyLMFlamingoDecoder(nn.Module):
             media_ids = media_input_ids if media_input_ids is not None else input_ids
             allowed = self.media_allowed(media_ids, length, media.shape[1])
 
-        if use_cache and past_key_values is None:
-            past_key_values = DynamicCache(config=self.config)
-        past_seen = past_key_values.get_seq_length() if past_key_values is not None else 0
+        cache = KVCache(past_key_values, use_cache)
+        past_seen = cache.length()
+        device = inputs_embeds.device
         # As in OPT: positions count only attended tokens, so left padding does not shift them.
         position_mask = attention_mask
         if position_mask is None:
-            position_mask = torch.ones(batch, past_seen + length, device=inputs_embeds.device)
+            position_mask = torch.ones(batch, past_seen + length, device=device, dtype=torch.long)
         if position_ids is None:
-            position_ids = (torch.cumsum(position_mask, dim=1) * position_mask - 1).long()[:, past_seen:]
-        causal_mask = create_causal_mask(
-            config=self.config,
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            past_key_values=past_key_values,
-        )
-        pos_embeds = self.embed_positions(position_mask, past_seen, position_ids=position_ids)
+            position_ids = (torch.cumsum(position_mask, dim=1) * position_mask - 1).long()[:, -length:]
+        padded = attention_mask is not None and not bool(attention_mask.all())
+        bias = None  # plainly causal: the layers let SDPA use its fused causal kernels
+        if past_seen or padded:
+            bias = attention_bias(attention_mask, batch, length, past_seen, inputs_embeds.dtype, device)
         if self.project_in is not None:
             inputs_embeds = self.project_in(inputs_embeds)
-        hidden = inputs_embeds + pos_embeds.to(inputs_embeds.device)
+        hidden = inputs_embeds + self.embed_positions(position_ids).to(device)
         hidden = F.dropout(hidden, p=self.dropout, training=self.training)
 
         all_hidden = () if output_hidden_states else None
@@ -220,13 +188,7 @@ class BabyLMFlamingoDecoder(nn.Module):
                 all_hidden += (hidden,)
             if xattn is not None and media is not None:
                 hidden = xattn(hidden, media, allowed)
-            hidden = layer(
-                hidden,
-                attention_mask=causal_mask,
-                position_ids=position_ids,
-                past_key_values=past_key_values,
-                use_cache=use_cache,
-            )
+            hidden = layer(hidden, bias, cache)
         if self.final_layer_norm is not None:
             hidden = self.final_layer_norm(hidden)
         if self.project_out is not None:
@@ -234,9 +196,7 @@ class BabyLMFlamingoDecoder(nn.Module):
         if output_hidden_states:
             all_hidden += (hidden,)
         return BaseModelOutputWithPast(
-            last_hidden_state=hidden,
-            past_key_values=past_key_values if use_cache else None,
-            hidden_states=all_hidden,
+            last_hidden_state=hidden, past_key_values=cache.result(), hidden_states=all_hidden
         )
 
 
@@ -251,7 +211,7 @@ class BabyLMFlamingoModel(nn.Module):
 class BabyLMFlamingoForCausalLM(FrozenVisionMixin, BabyLMFlamingoPreTrainedModel, GenerationMixin):
     """Flamingo language model: one output position per input token, images or not."""
 
-    _tied_weights_keys = {"lm_head.weight": "model.decoder.embed_tokens.weight"}
+    _tied_weights_keys = tied_weights_keys("lm_head.weight", "model.decoder.embed_tokens.weight")
 
     def __init__(self, config: BabyLMFlamingoConfig):
         super().__init__(config)
@@ -284,7 +244,7 @@ class BabyLMFlamingoForCausalLM(FrozenVisionMixin, BabyLMFlamingoPreTrainedModel
         pixel_values: torch.Tensor | None = None,
         image_embeds: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        past_key_values=None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
@@ -335,14 +295,73 @@ class BabyLMFlamingoForCausalLM(FrozenVisionMixin, BabyLMFlamingoPreTrainedModel
         return super().generate(*args, **kwargs)
 
     def prepare_inputs_for_generation(self, input_ids: torch.LongTensor, **kwargs) -> dict:
-        pixel_values, image_embeds = kwargs.get("pixel_values"), kwargs.get("image_embeds")
-        inputs = super().prepare_inputs_for_generation(input_ids, **kwargs)
-        # The cache holds only self-attention keys: the media go in at every step (transformers
-        # drops pixel_values after the first), and the whole sequence says which image is latest.
-        inputs["pixel_values"], inputs["image_embeds"] = pixel_values, image_embeds
-        if pixel_values is not None or image_embeds is not None:
+        """The new tokens and the cache (our own, not the release's: it changes between them).
+        The media go in at every step, with the whole sequence to say which image is latest."""
+        inputs = generation_inputs(input_ids, kwargs, image_tokens_cached=False)
+        inputs["pixel_values"], inputs["image_embeds"] = (
+            kwargs.get("pixel_values"),
+            kwargs.get("image_embeds"),
+        )
+        if inputs["pixel_values"] is not None or inputs["image_embeds"] is not None:
             inputs["media_input_ids"] = input_ids
         return inputs
 
+    @staticmethod
+    def _reorder_cache(past_key_values, beam_idx: torch.Tensor):
+        return reorder_legacy_cache(past_key_values, beam_idx)
 
-__all__ = ["BabyLMFlamingoForCausalLM", "BabyLMFlamingoPreTrainedModel"]
+
+class BabyLMFlamingoForSequenceClassification(FrozenVisionMixin, BabyLMFlamingoPreTrainedModel):
+    """The decoder's hidden state at each row's last non-pad token through a linear head, as
+    transformers' OPTForSequenceClassification; an image (`pixel_values`) is optional."""
+
+    def __init__(self, config: BabyLMFlamingoConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.model = BabyLMFlamingoModel(config)
+        self.score = nn.Linear(config.word_embed_proj_dim, config.num_labels, bias=False)
+        self.post_init()
+
+    @property
+    def vision_encoder(self) -> nn.Module:
+        return self.model.decoder.img_encoder
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.model.decoder.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.model.decoder.embed_tokens = value
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        image_embeds: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutputWithPast:
+        """Logits (B, num_labels); `loss` for `labels` as transformers computes it (regression
+        when num_labels == 1, else single- or multi-label classification)."""
+        outputs = self.model.decoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            pixel_values=pixel_values,
+            image_embeds=image_embeds,
+            output_hidden_states=bool(output_hidden_states or self.config.output_hidden_states),
+        )
+        pooled = last_token_states(outputs.last_hidden_state, input_ids, self.config.pad_token_id)
+        logits = self.score(pooled)
+        loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
+        return SequenceClassifierOutputWithPast(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+
+__all__ = [
+    "BabyLMFlamingoForCausalLM",
+    "BabyLMFlamingoForSequenceClassification",
+    "BabyLMFlamingoPreTrainedModel",
+]

@@ -2,19 +2,20 @@
 initialised visual projection; image tokens come first, then the text.
 
 The same file trains the model and ships in exported folders as Hugging Face remote code, so it
-imports only torch and transformers. It reuses transformers' GIT embeddings and layers (module
-paths `git.embeddings`, `git.encoder.layer`, `git.image_encoder`, `git.visual_projection`,
-`output` are GIT's), and owns the forward so that text-only batches, precomputed features and the
-loss on text positions are handled here rather than by `GitForCausalLM`.
+imports only torch and the transformers APIs every release from 4.46 to the newest 5.x has
+(`PreTrainedModel`, `GenerationMixin`, `modeling_outputs`); the layers, the image-then-text mask
+and the KV cache are its own (`modeling_babylm_layers`). Module paths are GIT's
+(`git.embeddings`, `git.encoder.layer`, `git.image_encoder`, `git.visual_projection`, `output`).
 """
 
 import torch
 from torch import nn
-from transformers import GenerationMixin
-from transformers.cache_utils import Cache, DynamicCache
-from transformers.masking_utils import create_causal_mask
-from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
-from transformers.models.git.modeling_git import GitEmbeddings, GitEncoder, GitPreTrainedModel
+from transformers import GenerationMixin, PreTrainedModel
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPast,
+    CausalLMOutputWithPast,
+    SequenceClassifierOutputWithPast,
+)
 
 from .configuration_babylm_git import BabyLMGitConfig
 from .modeling_babylm_common import (
@@ -24,7 +25,14 @@ from .modeling_babylm_common import (
     causal_lm_loss,
     encode_images,
     freeze_,
+    generation_inputs,
+    init_linear_embedding_norm,
+    last_token_states,
+    reorder_legacy_cache,
+    sequence_classification_loss,
+    tied_weights_keys,
 )
+from .modeling_babylm_layers import GitEmbeddings, GitEncoder, KVCache, attention_bias
 
 
 class BabyLMGitProjection(nn.Module):
@@ -82,15 +90,15 @@ class BabyLMGitModel(nn.Module):
         pixel_values: torch.Tensor | None = None,
         image_embeds: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
-        past_key_values: Cache | None = None,
+        past_key_values=None,
         use_cache: bool = False,
         output_hidden_states: bool = False,
     ) -> BaseModelOutputWithPast:
+        """Hidden states (B, N + L, D); `past_key_values` a transformers Cache, tuples or None."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids and inputs_embeds")
-        if use_cache and past_key_values is None:
-            past_key_values = DynamicCache(config=self.config)
-        past_len = past_key_values.get_seq_length() if past_key_values is not None else 0
+        cache = KVCache(past_key_values, use_cache)
+        past_len = cache.length()
         length = (input_ids if input_ids is not None else inputs_embeds).shape[1]
         device = (input_ids if input_ids is not None else inputs_embeds).device
         if position_ids is None:
@@ -100,55 +108,54 @@ class BabyLMGitModel(nn.Module):
             if past_len and attention_mask is not None and attention_mask.ndim == 2:
                 start = attention_mask.shape[1] - length
             position_ids = torch.arange(start, start + length, device=device)[None]
-        hidden = self.embeddings(input_ids=input_ids, position_ids=position_ids, inputs_embeds=inputs_embeds)
+        hidden = self.embeddings(input_ids, position_ids, inputs_embeds)
         batch = hidden.shape[0]
 
         visual = self.encode_visual(pixel_values, image_embeds)
-        block_ids = None
+        n_img = 0
         if visual is not None:
             if visual.shape[0] != batch:
                 # As transformers' GIT: one image batch serves a text batch that is a multiple of it.
                 visual = visual.repeat(batch // visual.shape[0], 1, 1)
             n_img = visual.shape[1]
             hidden = torch.cat([visual.to(hidden.dtype), hidden], dim=1)
-            # Image tokens form one bidirectional block; text stays causal (-1).
-            block_ids = torch.full(hidden.shape[:2], -1, dtype=torch.long, device=device)
-            block_ids[:, :n_img] = 0
             if attention_mask is not None:
                 attention_mask = torch.cat([attention_mask.new_ones(batch, n_img), attention_mask], dim=-1)
-        elif past_len and attention_mask is not None and attention_mask.ndim == 2:
-            # Cached image tokens have no place in a text-only mask: widen it over them.
-            missing = past_len + length - attention_mask.shape[1]
-            if missing > 0:
-                attention_mask = torch.cat([attention_mask.new_ones(batch, missing), attention_mask], dim=-1)
-
-        causal_mask = create_causal_mask(
-            config=self.config,
-            inputs_embeds=hidden,
-            attention_mask=attention_mask,
-            past_key_values=past_key_values,
-            block_sequence_ids=block_ids,
+        # Image tokens form one bidirectional block (the first n_img positions); text is causal.
+        # Cached image tokens have no place in a text-only mask: `attention_bias` attends to them.
+        bias = attention_bias(
+            attention_mask, batch, hidden.shape[1], past_len, hidden.dtype, device, bidirectional_prefix=n_img
         )
         all_hidden = () if output_hidden_states else None
         for layer in self.encoder.layer:
             if output_hidden_states:
                 all_hidden += (hidden,)
-            hidden = layer(hidden, causal_mask, past_key_values)
+            hidden = layer(hidden, bias, cache)
         if output_hidden_states:
             all_hidden += (hidden,)
         return BaseModelOutputWithPast(
-            last_hidden_state=hidden,
-            past_key_values=past_key_values if use_cache else None,
-            hidden_states=all_hidden,
+            last_hidden_state=hidden, past_key_values=cache.result(), hidden_states=all_hidden
         )
 
 
-class BabyLMGitForCausalLM(FrozenVisionMixin, GitPreTrainedModel, GenerationMixin):
+class BabyLMGitPreTrainedModel(PreTrainedModel):
+    config_class = BabyLMGitConfig
+    base_model_prefix = "git"
+    _no_split_modules = ["GitLayer"]
+    _supports_sdpa = True  # accepted, so a config that asks for it loads; attention is computed eagerly
+    # generate (4.46 on) hands it a transformers Cache; KVCache uses its update / get_seq_length.
+    _supports_cache_class = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """GIT's init: normal(0, initializer_range), zero biases, unit norms."""
+        init_linear_embedding_norm(module, self.config.initializer_range)
+
+
+class BabyLMGitForCausalLM(FrozenVisionMixin, BabyLMGitPreTrainedModel, GenerationMixin):
     """GIT language model. With an image, logits cover the image tokens first, then the text."""
 
-    config_class = BabyLMGitConfig
-    config: BabyLMGitConfig
-    _tied_weights_keys = {"output.weight": "git.embeddings.word_embeddings.weight"}
+    _tied_weights_keys = tied_weights_keys("output.weight", "git.embeddings.word_embeddings.weight")
 
     def __init__(self, config: BabyLMGitConfig):
         super().__init__(config)
@@ -182,7 +189,7 @@ class BabyLMGitForCausalLM(FrozenVisionMixin, GitPreTrainedModel, GenerationMixi
         pixel_values: torch.Tensor | None = None,
         image_embeds: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        past_key_values=None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
@@ -226,13 +233,69 @@ class BabyLMGitForCausalLM(FrozenVisionMixin, GitPreTrainedModel, GenerationMixi
         )
 
     def prepare_inputs_for_generation(self, input_ids: torch.LongTensor, **kwargs) -> dict:
-        inputs = super().prepare_inputs_for_generation(input_ids, **kwargs)
-        cache = inputs.get("past_key_values")
-        if cache is not None and cache.get_seq_length() > 0:
-            # The image tokens are already in the cache; feeding them again would prepend them anew.
-            inputs.pop("pixel_values", None)
-            inputs.pop("image_embeds", None)
+        """The new token and the cache; the image goes in only at the first step (after that
+        its tokens are in the cache, and feeding it again would prepend them anew)."""
+        inputs = generation_inputs(input_ids, kwargs, image_tokens_cached=True)
+        if KVCache(inputs["past_key_values"], use_cache=True).length() == 0:
+            inputs["pixel_values"], inputs["image_embeds"] = (
+                kwargs.get("pixel_values"),
+                kwargs.get("image_embeds"),
+            )
         return inputs
 
+    @staticmethod
+    def _reorder_cache(past_key_values, beam_idx: torch.Tensor):
+        return reorder_legacy_cache(past_key_values, beam_idx)
 
-__all__ = ["BabyLMGitForCausalLM"]
+
+class BabyLMGitForSequenceClassification(FrozenVisionMixin, BabyLMGitPreTrainedModel):
+    """The hidden state at each row's last non-pad text token through a linear head, as
+    transformers' OPTForSequenceClassification; an image (`pixel_values`) is optional."""
+
+    def __init__(self, config: BabyLMGitConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.git = BabyLMGitModel(config)
+        self.score = nn.Linear(config.hidden_size, config.num_labels, bias=False)
+        self.post_init()
+
+    @property
+    def vision_encoder(self) -> nn.Module:
+        return self.git.image_encoder
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.git.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.git.embeddings.word_embeddings = value
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        image_embeds: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutputWithPast:
+        """Logits (B, num_labels); `loss` for `labels` as transformers computes it (regression
+        when num_labels == 1, else single- or multi-label classification)."""
+        outputs = self.git(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            pixel_values=pixel_values,
+            image_embeds=image_embeds,
+            inputs_embeds=inputs_embeds,
+            output_hidden_states=bool(output_hidden_states or self.config.output_hidden_states),
+        )
+        text_len = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+        text_hidden = outputs.last_hidden_state[:, -text_len:]  # image tokens come first
+        logits = self.score(last_token_states(text_hidden, input_ids, self.config.pad_token_id))
+        loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
+        return SequenceClassifierOutputWithPast(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+
+__all__ = ["BabyLMGitForCausalLM", "BabyLMGitForSequenceClassification", "BabyLMGitPreTrainedModel"]

@@ -1,5 +1,6 @@
-"""Flamingo's perceiver resampler: a fixed number of learned latents read each image's patch
-features, so the decoder cross-attends to the same small number of tokens whatever the encoder.
+"""Flamingo's image path: the perceiver resampler (a fixed number of learned latents read each
+image's patch features, so the decoder cross-attends to the same small number of tokens whatever
+the encoder) and the gated cross-attention blocks through which the text reads those latents.
 
 Ships in exported Flamingo folders as Hugging Face remote code: imports only torch and transformers.
 """
@@ -84,3 +85,48 @@ class PerceiverResampler(nn.Module):
             latents = attn(media, latents) + latents
             latents = ff(latents) + latents
         return self.norm(latents)
+
+
+class MaskedCrossAttention(nn.Module):
+    """Text queries attend to the latents of the images each position is allowed to see."""
+
+    def __init__(self, dim: int, heads: int, dim_head: int):
+        super().__init__()
+        self.heads = heads
+        inner = heads * dim_head
+        self.norm = nn.LayerNorm(dim)
+        self.to_q = nn.Linear(dim, inner, bias=False)
+        self.to_kv = nn.Linear(dim, inner * 2, bias=False)
+        self.to_out = nn.Linear(inner, dim, bias=False)
+
+    def forward(self, x: torch.Tensor, media: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        # x (B, L, D); media (B, T, M, D); allowed (B, L, T) bool
+        b, t, m, _ = media.shape
+        q = split_heads(self.to_q(self.norm(x)), self.heads)
+        k, v = self.to_kv(media.reshape(b, t * m, -1)).chunk(2, dim=-1)
+        sees_media = allowed.any(dim=-1, keepdim=True)  # (B, L, 1)
+        # A row that may see nothing would be all -inf (NaN in softmax): let it see everything,
+        # then zero its output, which is what "no image yet" means.
+        mask = (allowed | ~sees_media).repeat_interleave(m, dim=-1)[:, None]
+        out = F.scaled_dot_product_attention(
+            q, split_heads(k, self.heads), split_heads(v, self.heads), attn_mask=mask
+        )
+        out = out.transpose(1, 2).flatten(-2) * sees_media.to(out.dtype)
+        return self.to_out(out)
+
+
+class GatedCrossAttentionBlock(nn.Module):
+    """Cross-attention and feed-forward, each added through a tanh gate. The gates start at 0 by
+    default (`cross_attn_gate_init`), so the freshly built model is exactly its language model."""
+
+    def __init__(self, config: BabyLMFlamingoConfig):
+        super().__init__()
+        dim = config.hidden_size
+        self.attn = MaskedCrossAttention(dim, config.cross_attn_heads, config.cross_attn_dim_head)
+        self.attn_gate = nn.Parameter(torch.full((1,), config.cross_attn_gate_init))
+        self.ff = feed_forward(dim, config.cross_attn_ff_mult)
+        self.ff_gate = nn.Parameter(torch.full((1,), config.cross_attn_gate_init))
+
+    def forward(self, x: torch.Tensor, media: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        x = self.attn(x, media, allowed) * self.attn_gate.tanh() + x
+        return self.ff(x) * self.ff_gate.tanh() + x

@@ -2,10 +2,14 @@
 
 It pairs the vision encoder's image processor with the tokenizer. It exists rather than a stock
 processor because the BabyLM 2024 DevBench loader pops `token_type_ids` from the processor's
-output, and transformers 5 tokenizers no longer return them by default. Imports only transformers.
+output, and transformers 5 tokenizers no longer return them by default. Imports only transformers,
+and works on every release from 4.46 to the newest 5.x.
 """
 
+import transformers
 from transformers import BatchFeature, ProcessorMixin
+
+_TRANSFORMERS_MAJOR = int(transformers.__version__.split(".")[0])
 
 # Keyword arguments that belong to the tokenizer; everything else goes to the image processor.
 _TEXT_KWARGS = {
@@ -25,10 +29,12 @@ _TEXT_KWARGS = {
 class BabyLMProcessor(ProcessorMixin):
     """`processor(images=..., text=...)` -> pixel_values, input_ids, attention_mask, token_type_ids."""
 
-    # Read by transformers 4.x to pick the sub-processors; 5.x reads the __init__ signature.
+    # transformers 4.x picks the sub-processors from these; 5.x reads the __init__ signature and
+    # warns that `image_processor_class` is deprecated, so there they are not defined.
     attributes = ["image_processor", "tokenizer"]
-    image_processor_class = "AutoImageProcessor"
-    tokenizer_class = "AutoTokenizer"
+    if _TRANSFORMERS_MAJOR < 5:
+        image_processor_class = "AutoImageProcessor"
+        tokenizer_class = "AutoTokenizer"
 
     def __init__(self, image_processor, tokenizer, **kwargs):
         super().__init__(image_processor, tokenizer, **kwargs)
