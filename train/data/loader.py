@@ -64,7 +64,11 @@ class _EpochStream(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        for step in worker_steps(self.start, self.cursor.steps, worker, workers):
+        steps = worker_steps(self.start, self.cursor.steps, worker, workers)
+        self.source.will_read(
+            self.order, (self.cursor.rank_positions(s, self.rank, self.batch_size) for s in steps)
+        )
+        for step in steps:
             batch = self.source.batch(
                 self.order, self.cursor.rank_positions(step, self.rank, self.batch_size)
             )
