@@ -47,25 +47,26 @@ BACKOFF_S = 0.1
 _OPEN_FDS = 256
 
 
-def fetch_range(fs: Any, path: str, start: int, end: int, url: str, retries: int) -> bytes:
-    """Bytes [start, end) of a remote file, retried with backoff; ShardError naming `url` at last.
+def fetch_range(fs: Any, path: str, start: int, end: int | None, url: str, retries: int) -> bytes:
+    """Bytes [start, end) of a remote file (end None: to its end), retried with backoff; then a
+    ShardError naming `url`.
 
-    A missing file is not retried (it will not come back); a short answer is (a server cut the
-    connection), as are 5xx answers, resets and timeouts.
+    A missing file is not retried (FileNotFoundError: it will not come back); a short answer is
+    (a server cut the connection), as are 5xx answers, resets and timeouts.
     """
     problem = ""
     for attempt in range(retries + 1):
         try:
             data = fs.cat_file(path, start=start, end=end)
-            if len(data) == end - start:
+            if end is None or len(data) == end - start:
                 return data
             problem = f"got {len(data)} bytes (does the server support HTTP range requests?)"
-        except FileNotFoundError as e:
-            raise ShardError(f"{url}: shard listed in the manifest is missing") from e
+        except FileNotFoundError:
+            raise
         except Exception as e:  # noqa: BLE001 - 5xx, resets, timeouts: all worth another try
             problem = f"{type(e).__name__}: {e}"
         if attempt < retries:
-            log.warning("%s: bytes [%d, %d): %s; retrying", url, start, end, problem)
+            log.warning("%s: bytes [%d, %s): %s; retrying", url, start, end, problem)
             time.sleep(BACKOFF_S * 2**attempt)
     raise ShardError(f"{url}: reading bytes [{start}, {end}) failed after {retries + 1} attempts: {problem}")
 
@@ -122,7 +123,7 @@ class BlockCache:
         if path.exists():
             return
         with open(path.with_suffix(".lock"), "a+b") as lock:
-            _flock(lock)
+            flock(lock)
             if path.exists():
                 return
             data = fetch()
@@ -171,7 +172,7 @@ class BlockCache:
                 return
 
 
-def _flock(f: Any) -> None:
+def flock(f: Any) -> None:
     try:
         import fcntl
 

@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from babylm.shards.atomic import atomic_write_bytes
 from babylm.shards.reader import is_remote
 from babylm.shards.tar_index import TarIndexError, checksum, decode_index, index_path, sha256_hex
-from babylm.train.data.prefetch import BlockCache, BlockKey, Prefetcher, fetch_range
+from babylm.train.data.prefetch import BlockCache, BlockKey, Prefetcher, fetch_range, flock
 from babylm.train.data.tar_index import (
     CorruptSample,
     ShardError,
@@ -194,15 +195,18 @@ class ShardFiles:
         cached = self.cache_dir / "tar-index" / f"{ref.sha256}-{ref.bytes}.idx"
         with contextlib.suppress(FileNotFoundError):
             return cached.read_bytes()
-        fs, _ = self.fs(i)
-        try:
-            data = fs.cat_file(url)
-        except FileNotFoundError:
-            return None
-        from babylm.shards.atomic import atomic_write_bytes
-
         cached.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(cached, data)
+        # The workers of a rank start together: the lock makes them wait for one download.
+        with open(cached.with_suffix(".lock"), "a+b") as lock:
+            flock(lock)
+            with contextlib.suppress(FileNotFoundError):
+                return cached.read_bytes()
+            fs, _ = self.fs(i)
+            try:
+                data = fetch_range(fs, fs._strip_protocol(url), 0, None, url, self.fetch_retries)
+            except FileNotFoundError:
+                return None
+            atomic_write_bytes(cached, data)
         return data
 
     def _scan(self, i: int) -> np.ndarray:
@@ -262,7 +266,10 @@ class ShardFiles:
         ranges = self.index(shard)[first : last + 1] - start
         bad = 0
         for _ in range(2):
-            data = fetch_range(fs, path, start, end, ref.url, self.fetch_retries)
+            try:
+                data = fetch_range(fs, path, start, end, ref.url, self.fetch_retries)
+            except FileNotFoundError as e:
+                raise ShardError(f"{ref.url}: shard listed in the manifest is missing") from e
             if crcs is None:
                 return data
             view = memoryview(data)
