@@ -114,7 +114,9 @@ class LoopbackServer:
     def __init__(self, folder: str | os.PathLike, delay_s: float = 0.0):
         self.state = ServerState(delay_s=delay_s)
         handler = type("Handler", (_Handler,), {"state": self.state})
-        self.server = http.server.ThreadingHTTPServer(
+        # A listen backlog for many concurrent range requests (the stdlib's 5 drops connections).
+        server_class = type("Server", (http.server.ThreadingHTTPServer,), {"request_queue_size": 256})
+        self.server = server_class(
             ("127.0.0.1", 0), functools.partial(handler, directory=str(folder))
         )
         self.server.daemon_threads = True

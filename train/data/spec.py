@@ -39,6 +39,9 @@ class LoaderSpec:
       prefetched ones of every worker of the node). `prefetch_batches=0`: one range request per
       sample, no cache. A failed request is retried `fetch_retries` times with backoff; one
       taking longer than `fetch_timeout` seconds (HTTP) counts as failed.
+    - `recycle_buffers`: workers decode into a ring of shared-memory batch buffers that come back
+      once the consumer drops a batch (`buffers.py`); False: a fresh segment per batch (slower;
+      kept to measure the difference).
     """
 
     batch_size: int = 32
@@ -62,6 +65,7 @@ class LoaderSpec:
     fetch_timeout: float = 60.0
     pin_memory: bool = False
     prefetch_factor: int = 2
+    recycle_buffers: bool = True
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "seq_len", "max_caption_tokens", "image_size", "block_size"):
