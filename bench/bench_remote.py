@@ -105,10 +105,18 @@ def http_section(root: Path, shards: Path, local: list[float], delay: float, fir
             wds_ratio.append(webdataset_rate([f"{url}/{n}" for n in urls_rel]) / rate)
             rates.append((rate, lo))
         ms = delay * 1000
-        print(f"http {ms:.0f} ms: ours {np.median([x[0] for x in rates]):.0f} img/s, local {np.median([x[1] for x in rates]):.0f} img/s")
-        print(f"RESULT remote HTTP {ms:.0f} ms vs local: {np.median(ours):.2f} (target >= {0.9 if ms <= 20 else 0.8})")
-        print(f"RESULT remote HTTP {ms:.0f} ms requests per epoch: {requests} for {IMAGES} samples (target <= {IMAGES // 64})")
-        print(f"RESULT remote HTTP {ms:.0f} ms bytes per epoch: {nbytes / shard_bytes:.3f}x the shard bytes (target <= 1.1)")
+        print(
+            f"http {ms:.0f} ms: ours {np.median([x[0] for x in rates]):.0f} img/s, local {np.median([x[1] for x in rates]):.0f} img/s"
+        )
+        print(
+            f"RESULT remote HTTP {ms:.0f} ms vs local: {np.median(ours):.2f} (target >= {0.9 if ms <= 20 else 0.8})"
+        )
+        print(
+            f"RESULT remote HTTP {ms:.0f} ms requests per epoch: {requests} for {IMAGES} samples (target <= {IMAGES // 64})"
+        )
+        print(
+            f"RESULT remote HTTP {ms:.0f} ms bytes per epoch: {nbytes / shard_bytes:.3f}x the shard bytes (target <= 1.1)"
+        )
         print(f"RESULT webdataset over HTTP {ms:.0f} ms vs ours remote: {np.median(wds_ratio):.2f}")
         if first:
             since = srv.state.requests
@@ -132,7 +140,11 @@ def s3_section(root: Path, shards: Path) -> None:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
         s3 = boto3.client(
-            "s3", endpoint_url=endpoint, aws_access_key_id="t", aws_secret_access_key="t", region_name="us-east-1"
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="t",
+            aws_secret_access_key="t",
+            region_name="us-east-1",
         )
         s3.create_bucket(Bucket="bench")
         for p in shards.iterdir():
@@ -157,7 +169,9 @@ def main() -> None:
     try:
         shards = make_shards(root / "shards")
         mib = sum(p.stat().st_size for p in shards.glob("*.tar")) / 2**20
-        print(f"{IMAGES} images in {len(list(shards.glob('*.tar')))} shards ({mib:.1f} MiB), {WORKERS} workers, batch {BATCH}")
+        print(
+            f"{IMAGES} images in {len(list(shards.glob('*.tar')))} shards ({mib:.1f} MiB), {WORKERS} workers, batch {BATCH}"
+        )
         epoch_rate(str(shards), root)  # warm the page cache and imports
         for k, delay in enumerate(DELAYS):
             http_section(root, shards, [], delay, first=k == 0)

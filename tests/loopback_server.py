@@ -116,9 +116,7 @@ class LoopbackServer:
         handler = type("Handler", (_Handler,), {"state": self.state})
         # A listen backlog for many concurrent range requests (the stdlib's 5 drops connections).
         server_class = type("Server", (http.server.ThreadingHTTPServer,), {"request_queue_size": 256})
-        self.server = server_class(
-            ("127.0.0.1", 0), functools.partial(handler, directory=str(folder))
-        )
+        self.server = server_class(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)

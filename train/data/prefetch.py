@@ -100,15 +100,18 @@ class BlockCache:
     def path(self, sha256: str, start: int, end: int) -> Path:
         return self.root / f"{sha256}-{start}-{end}.blk"
 
-    def open(self, path: Path) -> int | None:
-        """A descriptor of a complete, intact block file, or None (absent, or damaged: removed)."""
+    def open(self, path: Path, verify: bool) -> int | None:
+        """A descriptor of a complete block file, or None (absent, or damaged: removed).
+
+        `verify`: check the trailer checksum (for shards without per-sample checksums; with them,
+        every sample read is checked anyway, and a damaged sample counted, not refetched)."""
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             return None
         size = os.fstat(fd).st_size
-        data = os.pread(fd, size, 0)
-        if size < 4 or _TRAILER.unpack_from(data, size - 4)[0] != checksum(data[:-4]):
+        data = os.pread(fd, size, 0) if verify else b""
+        if size < 4 or (verify and _TRAILER.unpack_from(data, size - 4)[0] != checksum(data[:-4])):
             os.close(fd)
             log.warning("%s: damaged cache block (trailer checksum); fetching it again", path)
             path.unlink(missing_ok=True)
@@ -193,9 +196,10 @@ class Prefetcher:
         cache: BlockCache,
         locate: Callable[[BlockKey], tuple[Path, Callable[[], bytes], str]],
         depth: int,
+        verify: Callable[[BlockKey], bool],
         threads: int = 8,
     ):
-        self.cache, self.locate, self.depth = cache, locate, depth
+        self.cache, self.locate, self.depth, self.verify = cache, locate, depth, verify
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="babylm-prefetch")
         self._futures: dict[BlockKey, Future] = {}
         self._fds: OrderedDict[BlockKey, int] = OrderedDict()
@@ -236,7 +240,7 @@ class Prefetcher:
             future.result()  # re-raises the fetch's ShardError here, in the reading thread
         path, fetch, what = self.locate(key)
         for _ in range(3):  # evicted between the fill and this open: fill again
-            fd = self.cache.open(path)
+            fd = self.cache.open(path, self.verify(key))
             if fd is not None:
                 break
             self.cache.fill(path, fetch, what)
@@ -246,6 +250,13 @@ class Prefetcher:
         if len(self._fds) > _OPEN_FDS:
             os.close(self._fds.popitem(last=False)[1])
         return fd
+
+    def invalidate(self, key: BlockKey) -> None:
+        """Drop block `key` from the cache (its bytes failed a checksum): the next read fetches it."""
+        fd = self._fds.pop(key, None)
+        if fd is not None:
+            os.close(fd)
+        self.locate(key)[0].unlink(missing_ok=True)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -240,7 +240,8 @@ class ShardFiles:
         self._check_process()
         if self._prefetcher is None:
             cache = BlockCache(self.cache_dir / "blocks", self.cache_bytes)
-            self._prefetcher = Prefetcher(cache, self._locate, self.prefetch_batches)
+            verify = lambda key: self.crcs(key[0]) is None  # noqa: E731
+            self._prefetcher = Prefetcher(cache, self._locate, self.prefetch_batches, verify)
         return self._prefetcher
 
     def _locate(self, key: BlockKey) -> tuple[Path, Any, str]:
@@ -294,31 +295,39 @@ class ShardFiles:
 
     def read_samples(self, shard_ids: list[int], sample_ids: list[int]) -> list[bytes | CorruptSample]:
         """The bytes of the given samples, in the order asked; a checksum mismatch gives a
-        CorruptSample in that place."""
+        CorruptSample in that place (after fetching a cached block again, if it came from one)."""
         self._check_process()
         out: list[Any] = [None] * len(shard_ids)
         direct: list[int] = []
-        prefetcher = None
         for j, (i, n) in enumerate(zip(shard_ids, sample_ids, strict=True)):
-            start, end = self.index(i)[n].tolist()
             if not self.remote(i):
+                start, end = self.index(i)[n].tolist()
                 out[j] = os.pread(self._fd(i), end - start, start)
             elif self._use_blocks(i):
-                prefetcher = prefetcher or self._get_prefetcher()
-                key = self._block_key(i, n)
-                block_start = int(self.index(i)[key[1] * self.block_size, 0])
-                out[j] = os.pread(prefetcher.fd(key), end - start, start - block_start)
+                out[j] = self._read_from_block(i, n)
             else:
                 direct.append(j)
         if direct:
             self._read_direct(direct, shard_ids, sample_ids, out)
-        if prefetcher is not None:
-            prefetcher.advance()
+        if self._prefetcher is not None:
+            self._prefetcher.advance()
         for j, (i, n) in enumerate(zip(shard_ids, sample_ids, strict=True)):
             crcs = self.crcs(i)
-            if crcs is not None and checksum(out[j]) != crcs[n]:
-                out[j] = CorruptSample(f"{self.shards[i].url}: sample {n} fails its CRC-32C (damaged bytes)")
+            if crcs is None or checksum(out[j]) == crcs[n]:
+                continue
+            if self._use_blocks(i):  # the cached copy may be what is damaged: fetch it again
+                self._get_prefetcher().invalidate(self._block_key(i, n))
+                out[j] = self._read_from_block(i, n)
+                if checksum(out[j]) == crcs[n]:
+                    continue
+            out[j] = CorruptSample(f"{self.shards[i].url}: sample {n} fails its CRC-32C (damaged bytes)")
         return out
+
+    def _read_from_block(self, i: int, n: int) -> bytes:
+        start, end = self.index(i)[n].tolist()
+        key = self._block_key(i, n)
+        block_start = int(self.index(i)[key[1] * self.block_size, 0])
+        return os.pread(self._get_prefetcher().fd(key), end - start, start - block_start)
 
     def _read_direct(
         self, js: list[int], shard_ids: list[int], sample_ids: list[int], out: list[Any]
