@@ -71,6 +71,38 @@ def fetch_range(fs: Any, path: str, start: int, end: int | None, url: str, retri
     raise ShardError(f"{url}: reading bytes [{start}, {end}) failed after {retries + 1} attempts: {problem}")
 
 
+class PlainHttp:
+    """Ranged GETs with the standard library, for `http(s)://` shards without storage options.
+
+    fsspec's HTTP filesystem (aiohttp) spent ~3.5 ms of CPU per MiB received here against ~1 ms
+    for `http.client`; with a block a request that per-byte cost is what remains of remote
+    reading, and it is CPU the decoding workers do not have. The interface is the one
+    `fetch_range` uses of an fsspec filesystem: `cat_file(url, start, end)`.
+    """
+
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+
+    def cat_file(self, url: str, start: int = 0, end: int | None = None) -> bytes:
+        import urllib.error
+        import urllib.request
+
+        headers = {"Range": f"bytes={start}-{'' if end is None else end - 1}"} if start or end else {}
+        try:
+            with urllib.request.urlopen(
+                urllib.request.Request(url, headers=headers), timeout=self.timeout
+            ) as r:
+                if headers and r.status != 206:
+                    raise ValueError(
+                        f"answered {r.status} to a range request (does the server support HTTP range requests?)"
+                    )
+                return r.read()
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                raise FileNotFoundError(url) from e
+            raise
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -23,7 +23,7 @@ import numpy as np
 from babylm.shards.atomic import atomic_write_bytes
 from babylm.shards.reader import is_remote
 from babylm.shards.tar_index import TarIndexError, checksum, decode_index, index_path, sha256_hex
-from babylm.train.data.prefetch import BlockCache, BlockKey, Prefetcher, fetch_range, flock
+from babylm.train.data.prefetch import BlockCache, BlockKey, PlainHttp, Prefetcher, fetch_range, flock
 from babylm.train.data.tar_index import (
     CorruptSample,
     ShardError,
@@ -105,6 +105,14 @@ class ShardFiles:
                 options["client_kwargs"] = client
             self._fs[i] = fsspec.core.url_to_fs(self.shards[i].url, **options)
         return self._fs[i]
+
+    def ranges_fs(self, i: int) -> tuple[Any, str]:
+        """What block and index downloads go through: `PlainHttp` for plain http(s) shards (less
+        CPU per byte), the fsspec filesystem otherwise (S3, or HTTP with storage options)."""
+        url = self.shards[i].url
+        if url.startswith(("http://", "https://")) and not self.storage_options:
+            return PlainHttp(self.fetch_timeout), url
+        return self.fs(i)
 
     def remote_size(self, i: int) -> int:
         fs, path = self.fs(i)
@@ -201,9 +209,10 @@ class ShardFiles:
             flock(lock)
             with contextlib.suppress(FileNotFoundError):
                 return cached.read_bytes()
-            fs, _ = self.fs(i)
+            fs, _ = self.ranges_fs(i)
+            path = url if isinstance(fs, PlainHttp) else fs._strip_protocol(url)
             try:
-                data = fetch_range(fs, fs._strip_protocol(url), 0, None, url, self.fetch_retries)
+                data = fetch_range(fs, path, 0, None, url, self.fetch_retries)
             except FileNotFoundError:
                 return None
             atomic_write_bytes(cached, data)
@@ -262,7 +271,7 @@ class ShardFiles:
     def _download(self, shard: int, first: int, last: int, start: int, end: int) -> bytes:
         """One block's bytes, checked against the index's checksums (see the module docstring)."""
         ref = self.shards[shard]
-        fs, path = self.fs(shard)
+        fs, path = self.ranges_fs(shard)
         crcs = self.crcs(shard)
         ranges = self.index(shard)[first : last + 1] - start
         bad = 0
