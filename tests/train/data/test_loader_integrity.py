@@ -159,3 +159,36 @@ def test_cache_stays_within_its_bound(tmp_path, served):
     _same(remote, _epoch(served / "it", tmp_path / "c", block_size=32, shuffle_buffer=64))
     cached = sum(p.stat().st_size for p in (tmp_path / "c" / "blocks").glob("*.blk"))
     assert cached <= 5 * block
+
+
+FULL_DISK = """
+import resource, signal, sys
+from pathlib import Path
+from babylm.train.data.loader import build_loader
+from babylm.train.data.tar_index import ShardError
+from tests.loopback_server import LoopbackServer
+
+served, cache = Path(sys.argv[1]), Path(sys.argv[2])
+# Files over 64 KiB cannot be written: a cache disk that is full for every block.
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, 64 << 10))
+with LoopbackServer(served) as srv:
+    try:
+        list(build_loader(f"{srv.url}/it", batch_size=16, image_size=32, cache_dir=cache))
+    except ShardError as e:
+        print("ERROR", e)
+"""
+
+
+def test_full_cache_disk_is_an_error_naming_the_shard_and_cache(tmp_path, served):
+    root = Path(__file__).resolve().parents[3]
+    out = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, str(served), str(tmp_path / "c")],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=120,
+    )
+    assert "ERROR http://127.0.0.1:" in out.stdout, out.stderr[-2000:]
+    assert "/it/shard-00000" in out.stdout and "cannot write its cache block under" in out.stdout
+    assert str(tmp_path / "c") in out.stdout
