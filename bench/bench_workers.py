@@ -33,9 +33,7 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", 3))
 
 
 def ours(shards: Path, workers: int, recycle: bool = True) -> float:
-    loader = build_loader(
-        shards, batch_size=BATCH, workers=workers, image_size=SIZE, recycle_buffers=recycle
-    )
+    loader = build_loader(shards, batch_size=BATCH, workers=workers, image_size=SIZE, recycle_buffers=recycle)
     t = time.perf_counter()
     n = 0
     for batch in loader:
@@ -72,12 +70,19 @@ def litdata_rate(shards: Path, root: Path, workers: int) -> float | None:
         for tar in sorted(shards.glob("*.tar")):
             with open(tar, "rb") as f:
                 samples += [s["jpg"] for s in iter_tar_samples(f, str(tar))]
-        litdata.optimize(fn=lambda i: {"jpg": samples[i]}, inputs=list(range(len(samples))), output_dir=str(out),
-                         chunk_bytes="64MB", num_workers=1)
+        litdata.optimize(
+            fn=lambda i: {"jpg": samples[i]},
+            inputs=list(range(len(samples))),
+            output_dir=str(out),
+            chunk_bytes="64MB",
+            num_workers=1,
+        )
 
     class Decoded(litdata.StreamingDataset):
         def __getitem__(self, index):  # type: ignore[override]
-            return torch.from_numpy(simplejpeg.decode_jpeg(super().__getitem__(index)["jpg"], colorspace="RGB"))
+            return torch.from_numpy(
+                simplejpeg.decode_jpeg(super().__getitem__(index)["jpg"], colorspace="RGB")
+            )
 
     loader = litdata.StreamingDataLoader(Decoded(str(out)), batch_size=BATCH, num_workers=workers)
     t = time.perf_counter()
