@@ -29,9 +29,13 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import google_crc32c
 import numpy as np
+
+from babylm.shards.atomic import atomic_write_bytes
 
 MAGIC = b"BLMTIDX1"
 VERSION = 1
@@ -94,3 +98,24 @@ def decode_index(data: bytes, source: str) -> TarIndex:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def write_tar_index(
+    out_dir: Path, shard_name: str, written: Path, ranges: list[tuple[int, int]], size: int, sha256: str
+) -> dict[str, Any]:
+    """Write the index of the tar `shard_name` (its bytes are in file `written`, the sample byte
+    ranges in `ranges`) beside it in `out_dir`; return its manifest listing.
+
+    The checksums are computed from the file as written (read back from the page cache): tarfile
+    buffers its output, so the bytes of a sample reach the file after the sample was written.
+    """
+    arr = np.array(ranges, dtype=np.int64).reshape(-1, 2)
+    crcs = np.zeros(len(arr), dtype=np.uint32)
+    with open(written, "rb") as f:
+        for j, (start, end) in enumerate(arr.tolist()):
+            f.seek(start)
+            crcs[j] = checksum(f.read(end - start))
+    data = encode_index(arr, crcs, size, sha256)
+    name = index_path(shard_name)
+    atomic_write_bytes(out_dir / name, data)
+    return {"path": name, "bytes": len(data), "sha256": sha256_hex(data)}

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from babylm.shards.atomic import atomic_write_bytes
 from babylm.shards.manifest import ShardEntry
-from babylm.shards.tar_index import checksum, encode_index, index_path, sha256_hex
+from babylm.shards.tar_index import write_tar_index
 
 ENTRIES_DIR = ".entries"
 TOKEN_COLUMN = "input_ids"
@@ -164,21 +164,10 @@ class TarShardWriter(_AtomicShard):
         self._tar.tarstream.close()
 
     def _write_index(self) -> None:
-        """`NAME.idx` beside the shard: each sample's byte range and CRC-32C (`babylm.shards.tar_index`).
-
-        The checksums are computed from the file as written (read back from the page cache):
-        tarfile buffers its output, so the bytes of a sample reach the file after `write` returns.
-        """
-        ranges = np.array(self._ranges, dtype=np.int64).reshape(-1, 2)
-        crcs = np.zeros(len(ranges), dtype=np.uint32)
-        with open(self.tmp, "rb") as f:
-            for j, (start, end) in enumerate(ranges.tolist()):
-                f.seek(start)
-                crcs[j] = checksum(f.read(end - start))
-        data = encode_index(ranges, crcs, self._hashing.size, self._hashing.sha.hexdigest())
-        name = index_path(self.name)
-        atomic_write_bytes(self.out_dir / name, data)
-        self.index = {"path": name, "bytes": len(data), "sha256": sha256_hex(data)}
+        """`NAME.idx` beside the shard: each sample's byte range and CRC-32C (`tar_index.py`)."""
+        self.index = write_tar_index(
+            self.out_dir, self.name, self.tmp, self._ranges, self._hashing.size, self._hashing.sha.hexdigest()
+        )
 
 
 def _encode(sample: dict[str, Any]) -> dict[str, Any]:

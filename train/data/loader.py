@@ -72,12 +72,15 @@ class _EpochStream(IterableDataset):
         self.source.will_read(
             self.order, (self.cursor.rank_positions(s, self.rank, self.batch_size) for s in steps)
         )
-        for step in steps:
-            batch = self.source.batch(
-                self.order, self.cursor.rank_positions(step, self.rank, self.batch_size)
-            )
-            batch["_step"] = step
-            yield batch
+        try:
+            for step in steps:
+                batch = self.source.batch(
+                    self.order, self.cursor.rank_positions(step, self.rank, self.batch_size)
+                )
+                batch["_step"] = step
+                yield batch
+        finally:
+            self.source.will_read(self.order, ())  # stopped early: no more downloads for this plan
 
 
 def _fresh_counters() -> dict[str, Any]:

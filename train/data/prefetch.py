@@ -239,7 +239,11 @@ class Prefetcher:
         self._ahead = 0  # planned batches whose blocks were submitted but not yet read
 
     def plan(self, batches: Iterator[list[BlockKey]]) -> None:
-        """The block keys of this process's upcoming batches, in the order they will be read."""
+        """The block keys of this process's upcoming batches, in the order they will be read.
+        Downloads of an earlier plan that have not started are dropped (an empty plan: stop)."""
+        for key, future in list(self._futures.items()):
+            if future.cancel():
+                del self._futures[key]
         self._plan, self._ahead = batches, 0
         self.advance(first=True)
 
