@@ -192,3 +192,20 @@ def test_full_cache_disk_is_an_error_naming_the_shard_and_cache(tmp_path, served
     assert "ERROR http://127.0.0.1:" in out.stdout, out.stderr[-2000:]
     assert "/it/shard-00000" in out.stdout and "cannot write its cache block under" in out.stdout
     assert str(tmp_path / "c") in out.stdout
+
+
+def test_remote_resume_on_another_topology_continues_like_local(tmp_path, served):
+    """A resume mid-epoch over HTTP, with another worker count, plans its prefetch from the
+    resumed step and gives the batches the local loader gives."""
+    kw = dict(batch_size=16, image_size=32, seed=9, block_size=32, shuffle_buffer=128)
+    local = build_loader(served / "it", cache_dir=tmp_path / "a", **kw)
+    it = iter(local)
+    for _ in range(7):
+        next(it)
+    state = local.state_dict()
+    rest_local = list(it)
+    with LoopbackServer(served) as srv:
+        remote = build_loader(f"{srv.url}/it", cache_dir=tmp_path / "b", workers=2, **kw)
+        remote.load_state_dict(state)
+        rest_remote = list(remote)
+    _same(rest_remote, rest_local)
