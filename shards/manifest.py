@@ -283,8 +283,28 @@ def write_manifest(folder: str | os.PathLike, manifest: Manifest) -> Path:
 
     for s in manifest.shards:
         check_relative_path(s.path)
+    _list_indexes(Path(folder), manifest)
     if not manifest.tool_version:
         manifest.tool_version = __version__
     path = Path(folder) / MANIFEST_NAME
     atomic_write_bytes(path, manifest.to_json().encode())
     return path
+
+
+def _list_indexes(folder: Path, manifest: Manifest) -> None:
+    """List in each tar shard's entry the index file beside it, when the entry lacks it (callers
+    that rebuild entries field by field drop it) and the file is that shard's (its header names
+    the shard's size and sha256)."""
+    from babylm.shards.tar_index import TarIndexError, decode_index, index_path, sha256_hex
+
+    for s in manifest.shards:
+        if s.index is not None or not s.path.endswith(".tar"):
+            continue
+        path = folder / index_path(s.path)
+        try:
+            data = path.read_bytes()
+            index = decode_index(data, str(path))
+        except (FileNotFoundError, TarIndexError):
+            continue
+        if (index.shard_bytes, index.shard_sha256) == (s.bytes, s.sha256):
+            s.index = {"path": index_path(s.path), "bytes": len(data), "sha256": sha256_hex(data)}

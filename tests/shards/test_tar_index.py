@@ -10,6 +10,7 @@ import pytest
 
 from babylm.shards import (
     Manifest,
+    ShardEntry,
     TarShardWriter,
     load_manifest,
     open_dataset,
@@ -68,3 +69,14 @@ def test_empty_index_round_trips():
     data = encode_index(np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.uint32), 1024, "ab" * 32)
     index = decode_index(data, "x")
     assert index.ranges.shape == (0, 2) and index.shard_bytes == 1024
+
+
+def test_manifest_lists_the_index_when_the_entry_was_rebuilt_without_it(tmp_path):
+    entry = _shard(tmp_path)
+    rebuilt = ShardEntry(entry.path, entry.samples, entry.bytes, entry.sha256, entry.tokens, entry.meta)
+    write_manifest(tmp_path, Manifest(kind="image_text", shards=[rebuilt]))
+    assert load_manifest(tmp_path).shards[0].index == entry.index
+    # An index file of other bytes (a stale one) is not listed.
+    other = ShardEntry(entry.path, entry.samples, entry.bytes, "0" * 64)
+    write_manifest(tmp_path, Manifest(kind="image_text", shards=[other]))
+    assert load_manifest(tmp_path).shards[0].index is None
