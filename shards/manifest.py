@@ -293,18 +293,26 @@ def write_manifest(folder: str | os.PathLike, manifest: Manifest) -> Path:
 
 def _list_indexes(folder: Path, manifest: Manifest) -> None:
     """List in each tar shard's entry the index file beside it, when the entry lacks it (callers
-    that rebuild entries field by field drop it) and the file is that shard's (its header names
-    the shard's size and sha256)."""
-    from babylm.shards.tar_index import TarIndexError, decode_index, index_path, sha256_hex
+    that rebuild entries field by field drop it). A file is listed only if its header names the
+    shard's size and sha256; a tar shard without one (linked in from elsewhere, or written before
+    indexes existed) gets one made from the tar now, so every dataset folder lists its indexes."""
+    from babylm.shards.atomic import atomic_write_bytes
+    from babylm.shards.tar_index import TarIndexError, decode_index, index_path, index_tar_file, sha256_hex
 
     for s in manifest.shards:
         if s.index is not None or not s.path.endswith(".tar"):
             continue
         path = folder / index_path(s.path)
         try:
-            data = path.read_bytes()
+            data: bytes | None = path.read_bytes()
             index = decode_index(data, str(path))
+            if (index.shard_bytes, index.shard_sha256) != (s.bytes, s.sha256):
+                data = None
         except (FileNotFoundError, TarIndexError):
-            continue
-        if (index.shard_bytes, index.shard_sha256) == (s.bytes, s.sha256):
-            s.index = {"path": index_path(s.path), "bytes": len(data), "sha256": sha256_hex(data)}
+            data = None
+        if data is None:
+            data = index_tar_file(folder / s.path, s.samples, s.bytes, s.sha256)
+            if data is None:
+                continue  # the shard is missing or is not what the entry says: verify reports it
+            atomic_write_bytes(path, data)
+        s.index = {"path": index_path(s.path), "bytes": len(data), "sha256": sha256_hex(data)}

@@ -119,3 +119,35 @@ def write_tar_index(
     name = index_path(shard_name)
     atomic_write_bytes(out_dir / name, data)
     return {"path": name, "bytes": len(data), "sha256": sha256_hex(data)}
+
+
+def index_tar_file(path: Path, samples: int, size: int, sha256: str) -> bytes | None:
+    """The index of an existing tar shard (one that arrived without its `.idx`), or None when the
+    file is not the shard `samples` / `size` / `sha256` describe. Reads the tar twice: its headers,
+    then its bytes once for the sha256 and the sample checksums."""
+    from babylm.shards.tar_scan import TarScanError, build_tar_index
+
+    try:
+        if path.stat().st_size != size:
+            return None
+        with open(path, "rb") as f:
+            ranges = build_tar_index(f, str(path))
+    except (FileNotFoundError, TarScanError):
+        return None
+    if len(ranges) != samples:
+        return None
+    sha = hashlib.sha256()
+    crcs = np.zeros(len(ranges), dtype=np.uint32)
+    pos = 0
+    with open(path, "rb") as f:
+        for j, (start, end) in enumerate(ranges.tolist()):
+            sha.update(f.read(start - pos))  # bytes between samples (none in our tars)
+            chunk = f.read(end - start)
+            sha.update(chunk)
+            crcs[j] = checksum(chunk)
+            pos = end
+        while block := f.read(1 << 20):
+            sha.update(block)
+    if sha.hexdigest() != sha256:
+        return None
+    return encode_index(ranges, crcs, size, sha256)

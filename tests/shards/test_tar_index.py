@@ -80,3 +80,13 @@ def test_manifest_lists_the_index_when_the_entry_was_rebuilt_without_it(tmp_path
     other = ShardEntry(entry.path, entry.samples, entry.bytes, "0" * 64)
     write_manifest(tmp_path, Manifest(kind="image_text", shards=[other]))
     assert load_manifest(tmp_path).shards[0].index is None
+
+
+def test_manifest_writer_indexes_a_tar_that_arrived_without_its_index(tmp_path):
+    entry = _shard(tmp_path)
+    original = (tmp_path / "shard-000000.idx").read_bytes()
+    (tmp_path / "shard-000000.idx").unlink()
+    rebuilt = ShardEntry(entry.path, entry.samples, entry.bytes, entry.sha256)
+    write_manifest(tmp_path, Manifest(kind="image_text", shards=[rebuilt]))
+    assert (tmp_path / "shard-000000.idx").read_bytes() == original
+    assert load_manifest(tmp_path).shards[0].index == entry.index

@@ -23,12 +23,12 @@ import numpy as np
 from babylm.shards.atomic import atomic_write_bytes
 from babylm.shards.reader import is_remote
 from babylm.shards.tar_index import TarIndexError, checksum, decode_index, index_path, sha256_hex
+from babylm.shards.tar_scan import TarScanError, build_tar_index
 from babylm.train.data.prefetch import BlockCache, BlockKey, PlainHttp, Prefetcher, fetch_range, flock
 from babylm.train.data.tar_index import (
     CorruptSample,
     ShardError,
     ShardRef,
-    build_tar_index,
     default_cache_dir,
     load_or_scan,
 )
@@ -220,12 +220,15 @@ class ShardFiles:
 
     def _scan(self, i: int) -> np.ndarray:
         ref = self.shards[i]
-        if not self.remote(i):
-            with os.fdopen(os.dup(self._fd(i)), "rb") as f:
+        try:
+            if not self.remote(i):
+                with os.fdopen(os.dup(self._fd(i)), "rb") as f:
+                    return build_tar_index(f, ref.url)
+            fs, path = self.fs(i)
+            with fs.open(path, "rb", block_size=8 << 20, cache_type="readahead") as f:
                 return build_tar_index(f, ref.url)
-        fs, path = self.fs(i)
-        with fs.open(path, "rb", block_size=8 << 20, cache_type="readahead") as f:
-            return build_tar_index(f, ref.url)
+        except TarScanError as e:
+            raise ShardError(str(e)) from e
 
     # -- reading -------------------------------------------------------------------------------
 

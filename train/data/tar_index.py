@@ -29,14 +29,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from webdataset.tariterators import base_plus_ext
 
-BLOCK = 512
-ZERO_BLOCK = bytes(BLOCK)
+from babylm.shards.tar_scan import (
+    BLOCK,
+    ZERO_BLOCK,
+    split_member_name,
+)
+from babylm.shards.tar_scan import EXTENDED as _EXTENDED
+from babylm.shards.tar_scan import REGULAR as _REGULAR
+from babylm.shards.tar_scan import number as _number
+from babylm.shards.tar_scan import pad as _pad
+
 INDEX_VERSION = 1
-# Extended headers that change the next member's name or size: parsed by tarfile.
-_EXTENDED = (b"x", b"g", b"L", b"K", b"X")
-_REGULAR = (b"0", b"\0", b"7")
 
 
 class ShardError(RuntimeError):
@@ -51,94 +55,6 @@ def default_cache_dir() -> Path:
     """Where tar indexes are cached: $BABYLM_CACHE_DIR, else ~/.cache/babylm."""
     env = os.environ.get("BABYLM_CACHE_DIR")
     return Path(env) if env else Path.home() / ".cache" / "babylm"
-
-
-def _pad(size: int) -> int:
-    return (size + BLOCK - 1) & ~(BLOCK - 1)
-
-
-def _number(field: bytes) -> int:
-    if field[0] & 0x80:  # base-256, for members over 8 GiB
-        return tarfile.nti(field)  # type: ignore[attr-defined]
-    return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
-
-
-def _header(hdr: bytes, where: str) -> tuple[bytes, int, bytes]:
-    """(name, size, typeflag) of a tar header; raises ValueError on a bad checksum."""
-    stored = _number(hdr[148:156])
-    # The checksum is the byte sum with the checksum field itself read as spaces.
-    if stored != sum(hdr[:148]) + 256 + sum(hdr[156:]):
-        raise ValueError(f"{where}: tar header checksum mismatch")
-    name = hdr[:100].split(b"\0", 1)[0]
-    if hdr[257:262] == b"ustar" and hdr[345] != 0:
-        name = hdr[345:500].split(b"\0", 1)[0] + b"/" + name
-    return name, _number(hdr[124:136]), hdr[156:157]
-
-
-def split_member_name(name: str) -> tuple[str | None, str | None]:
-    """(key, extension) by webdataset's rule (`base_plus_ext`: the key ends at the first dot of
-    the file name), without its regex in the common case, where the regex costs more than the
-    rest of parsing a header."""
-    folder, slash, base = name.rpartition("/")
-    stem, dot, ext = base.partition(".")
-    if not stem:  # a file name starting with a dot: leave the odd cases to webdataset's rule
-        return base_plus_ext(name)
-    if not dot:
-        return None, None
-    return folder + slash + stem, ext
-
-
-def _scan_with_tarfile(f: Any, source: str) -> list[tuple[str, int, int]]:
-    f.seek(0)
-    out = []
-    with tarfile.open(fileobj=f, mode="r:") as tar:
-        for m in tar:
-            if m.isfile():
-                out.append((m.name, m.offset, m.offset_data + _pad(m.size)))
-    return out
-
-
-def _scan_members(f: Any, source: str) -> list[tuple[str, int, int]]:
-    """(name, range start, range end) of every regular member, reading only the headers."""
-    out = []
-    pos = 0
-    while True:
-        f.seek(pos)
-        hdr = f.read(BLOCK)
-        if len(hdr) < BLOCK:
-            if not hdr:
-                return out  # no end-of-archive blocks: still a readable tar
-            raise ShardError(f"{source}: truncated tar header at byte {pos}")
-        if hdr == ZERO_BLOCK:
-            return out
-        try:
-            name, size, typeflag = _header(hdr, f"{source} at byte {pos}")
-        except ValueError as e:
-            raise ShardError(f"{source}: corrupt tar: {e}") from e
-        if typeflag in _EXTENDED:
-            return _scan_with_tarfile(f, source)
-        end = pos + BLOCK + _pad(size)
-        if typeflag in _REGULAR:
-            out.append((name.decode("utf-8", "surrogateescape"), pos, end))
-        pos = end
-
-
-def build_tar_index(f: Any, source: str) -> np.ndarray:
-    """(num_samples, 2) int64 byte ranges [start, end) of the samples of a tar, in tar order."""
-    starts: list[int] = []
-    ends: list[int] = []
-    current = None
-    for name, start, end in _scan_members(f, source):
-        key, _ = split_member_name(name)
-        if key is None:
-            continue  # webdataset skips members without an extension too
-        if key != current:
-            starts.append(start)
-            ends.append(end)
-            current = key
-        else:
-            ends[-1] = end
-    return np.array([starts, ends], dtype=np.int64).T.reshape(-1, 2)
 
 
 def parse_sample(chunk: bytes, source: str) -> dict[str, Any]:
