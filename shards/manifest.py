@@ -35,6 +35,8 @@ class ShardEntry:
     tokens: int | None = None
     # Prep-specific facts of this shard (input rows it covers, skips by reason, ...).
     meta: dict[str, Any] = field(default_factory=dict)
+    # The tar index beside a tar shard: {"path", "bytes", "sha256"} (see `babylm.shards.tar_index`).
+    index: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -42,7 +44,22 @@ class ShardEntry:
             del d["tokens"]
         if not self.meta:
             del d["meta"]
+        if self.index is None:
+            del d["index"]
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ShardEntry:
+        """The entry `to_dict` wrote (unvalidated: `Manifest.from_dict` validates)."""
+        return cls(
+            d["path"],
+            d["samples"],
+            d["bytes"],
+            d["sha256"],
+            d.get("tokens"),
+            d.get("meta", {}),
+            d.get("index"),
+        )
 
 
 @dataclass
@@ -163,6 +180,23 @@ def _type_names(types: type | tuple[type, ...]) -> str:
     return " or ".join(t.__name__ for t in _as_tuple(types))
 
 
+def _is_sha256(text: Any) -> bool:
+    return isinstance(text, str) and len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+def _index_field(raw: Any, source: str, where: str) -> dict[str, Any] | None:
+    """The optional `index` of a shard entry: {"path", "bytes", "sha256"} of its tar index."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{source}: field '{where}index' must be an object")
+    path = check_relative_path(_field(raw, "path", str, source, where + "index."), source)
+    nbytes = _field(raw, "bytes", int, source, where + "index.")
+    if not _is_sha256(raw.get("sha256")):
+        raise ManifestError(f"{source}: field '{where}index.sha256' is not a hex sha256 digest")
+    return {"path": path, "bytes": nbytes, "sha256": raw["sha256"]}
+
+
 def _parse(data: Any, source: str) -> Manifest:
     if not isinstance(data, dict):
         raise ManifestError(f"{source}: expected a JSON object at the top level")
@@ -193,7 +227,7 @@ def _parse(data: Any, source: str) -> Manifest:
         sha = _field(raw, "sha256", str, source, where)
         if samples < 0 or nbytes < 0:
             raise ManifestError(f"{source}: field '{where}samples'/'bytes' must not be negative")
-        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        if not _is_sha256(sha):
             raise ManifestError(f"{source}: field '{where}sha256' is not a hex sha256 digest")
         tokens = raw.get("tokens")
         if tokens is not None and (not isinstance(tokens, int) or isinstance(tokens, bool)):
@@ -201,7 +235,8 @@ def _parse(data: Any, source: str) -> Manifest:
         meta = raw.get("meta", {})
         if not isinstance(meta, dict):
             raise ManifestError(f"{source}: field '{where}meta' must be an object")
-        shards.append(ShardEntry(path, samples, nbytes, sha, tokens, meta))
+        index = _index_field(raw.get("index"), source, where)
+        shards.append(ShardEntry(path, samples, nbytes, sha, tokens, meta, index))
     skipped = data.get("skipped", {})
     if not isinstance(skipped, dict) or not all(
         isinstance(v, int) and not isinstance(v, bool) for v in skipped.values()
@@ -248,8 +283,36 @@ def write_manifest(folder: str | os.PathLike, manifest: Manifest) -> Path:
 
     for s in manifest.shards:
         check_relative_path(s.path)
+    _list_indexes(Path(folder), manifest)
     if not manifest.tool_version:
         manifest.tool_version = __version__
     path = Path(folder) / MANIFEST_NAME
     atomic_write_bytes(path, manifest.to_json().encode())
     return path
+
+
+def _list_indexes(folder: Path, manifest: Manifest) -> None:
+    """List in each tar shard's entry the index file beside it, when the entry lacks it (callers
+    that rebuild entries field by field drop it). A file is listed only if its header names the
+    shard's size and sha256; a tar shard without one (linked in from elsewhere, or written before
+    indexes existed) gets one made from the tar now, so every dataset folder lists its indexes."""
+    from babylm.shards.atomic import atomic_write_bytes
+    from babylm.shards.tar_index import TarIndexError, decode_index, index_path, index_tar_file, sha256_hex
+
+    for s in manifest.shards:
+        if s.index is not None or not s.path.endswith(".tar"):
+            continue
+        path = folder / index_path(s.path)
+        try:
+            data: bytes | None = path.read_bytes()
+            index = decode_index(data, str(path))
+            if (index.shard_bytes, index.shard_sha256) != (s.bytes, s.sha256):
+                data = None
+        except (FileNotFoundError, TarIndexError):
+            data = None
+        if data is None:
+            data = index_tar_file(folder / s.path, s.samples, s.bytes, s.sha256)
+            if data is None:
+                continue  # the shard is missing or is not what the entry says: verify reports it
+            atomic_write_bytes(path, data)
+        s.index = {"path": index_path(s.path), "bytes": len(data), "sha256": sha256_hex(data)}

@@ -14,7 +14,16 @@ from typing import BinaryIO
 import pyarrow as pa
 
 from babylm.shards.manifest import ShardEntry
-from babylm.shards.reader import Dataset, file_size, iter_tar_samples, read_npy, token_column
+from babylm.shards.reader import (
+    Dataset,
+    file_size,
+    iter_tar_samples,
+    join_location,
+    open_file,
+    read_npy,
+    token_column,
+)
+from babylm.shards.tar_index import TarIndexError, decode_index
 
 
 @dataclass
@@ -135,6 +144,32 @@ def verify_dataset(
                 _check_arrow(ds, entry, deep, vocab) if ds.kind == "tokens" else _check_tar(ds, entry, deep)
             )
             problems.extend(ShardProblem(entry.path, p) for p in found)
+        if entry.index is not None:
+            problems.extend(ShardProblem(entry.index["path"], p) for p in _check_index(ds, entry))
         if on_shard:
             on_shard(entry)
     return problems
+
+
+def _check_index(ds: Dataset, entry: ShardEntry) -> list[str]:
+    """The tar index listed for `entry`: present, the manifest's sha256, and about this shard."""
+    assert entry.index is not None
+    url = join_location(ds.location, entry.index["path"])
+    try:
+        with open_file(url, ds.storage_options) as f:
+            data = f.read()
+    except FileNotFoundError:
+        return [f"missing ({url})"]
+    if hashlib.sha256(data).hexdigest() != entry.index["sha256"]:
+        return ["checksum mismatch (sha256 differs from manifest)"]
+    try:
+        index = decode_index(data, url)
+    except TarIndexError as e:
+        return [str(e)]
+    if (index.shard_bytes, index.shard_sha256, len(index.ranges)) != (
+        entry.bytes,
+        entry.sha256,
+        entry.samples,
+    ):
+        return [f"describes another shard than {entry.path}"]
+    return []

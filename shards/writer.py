@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from babylm.shards.atomic import atomic_write_bytes
 from babylm.shards.manifest import ShardEntry
+from babylm.shards.tar_index import write_tar_index
 
 ENTRIES_DIR = ".entries"
 TOKEN_COLUMN = "input_ids"
@@ -68,7 +69,7 @@ def read_entry(out_dir: str | os.PathLike, name: str) -> ShardEntry | None:
     if not ep.exists():
         return None
     d = json.loads(ep.read_text())
-    return ShardEntry(d["path"], d["samples"], d["bytes"], d["sha256"], d.get("tokens"), d.get("meta", {}))
+    return ShardEntry.from_dict(d)
 
 
 class _AtomicShard:
@@ -86,6 +87,7 @@ class _AtomicShard:
         self.tokens: int | None = None
         self.meta: dict[str, Any] = {}
         self.entry: ShardEntry | None = None
+        self.index: dict[str, Any] | None = None  # the index file's manifest listing, if one is written
 
     @property
     def bytes_written(self) -> int:
@@ -93,6 +95,9 @@ class _AtomicShard:
 
     def _finish_payload(self) -> None:
         raise NotImplementedError
+
+    def _write_index(self) -> None:
+        """Write a side file describing the complete payload (tar shards: the tar index)."""
 
     def close(self) -> ShardEntry:
         """Complete the shard: flush, fsync, save its entry, rename into place."""
@@ -102,6 +107,7 @@ class _AtomicShard:
         self._raw.flush()
         os.fsync(self._raw.fileno())
         self._raw.close()
+        self._write_index()
         entry = ShardEntry(
             path=self.name,
             samples=self.samples,
@@ -109,8 +115,9 @@ class _AtomicShard:
             sha256=self._hashing.sha.hexdigest(),
             tokens=self.tokens,
             meta=self.meta,
+            index=self.index,
         )
-        # Entry first, then the rename: a shard under its final name always has an entry.
+        # Index and entry first, then the rename: a shard under its final name always has an entry.
         atomic_write_bytes(entry_path(self.out_dir, self.name), json.dumps(entry.to_dict()).encode())
         os.replace(self.tmp, self.final)
         self.entry = entry
@@ -142,16 +149,25 @@ class TarShardWriter(_AtomicShard):
 
         # Fixed mtime and owner: the same samples always give the same bytes and sha256.
         self._tar = wds.TarWriter(self._hashing, mtime=0, user="babylm", group="babylm", encoder=_encode)
+        self._ranges: list[tuple[int, int]] = []  # [start, end) of each sample, for the index
 
     def write(self, sample: dict[str, Any]) -> None:
         key = sample.get("__key__")
         if not key or "." in key or "/" in key:
             raise ValueError(f"sample key must be non-empty without '.' or '/', got {key!r}")
+        start = self._tar.tarstream.offset
         self._tar.write(sample)
+        self._ranges.append((start, self._tar.tarstream.offset))
         self.samples += 1
 
     def _finish_payload(self) -> None:
         self._tar.tarstream.close()
+
+    def _write_index(self) -> None:
+        """`NAME.idx` beside the shard: each sample's byte range and CRC-32C (`tar_index.py`)."""
+        self.index = write_tar_index(
+            self.out_dir, self.name, self.tmp, self._ranges, self._hashing.size, self._hashing.sha.hexdigest()
+        )
 
 
 def _encode(sample: dict[str, Any]) -> dict[str, Any]:

@@ -106,7 +106,7 @@ def test_killed_write_leaves_nothing_complete(tmp_path):
             w.write(s)
     names = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("."))
     # The first shard completed before the failure; the half-written second one is gone.
-    assert names == ["shard-000000.tar"]
+    assert names == ["shard-000000.idx", "shard-000000.tar"]
     assert not list(tmp_path.glob(".*.tmp"))
     assert not (tmp_path / "manifest.json").exists()
     with tarfile.open(tmp_path / "shard-000000.tar") as t:

@@ -6,14 +6,17 @@ stream's data (`Source`). How a batch is made, module by module:
 1. `plan`: the epoch plan. From (seed, epoch) and the manifests' sample counts it fixes the global
    sample sequence (shard blocks permuted, then webdataset's bounded shuffle) and deals global
    batches to ranks and DataLoader workers, so every rank has the same number of steps;
-2. `tar_index` and `tokens`: random access to the shards. A cached byte-range index per tar shard
-   (samples are read by range, so a resume decodes nothing it skips), and token chunks read from
-   the Arrow token shards;
+2. `tar_index`, `shard_files`, `prefetch` and `tokens`: random access to the shards. A byte-range
+   index per tar shard with a CRC-32C per sample (the `.idx` prep writes, or one scan for older
+   datasets), so a resume decodes nothing it skips and a damaged sample is caught; local shards
+   read directly, remote ones in plan blocks prefetched into a bounded shared disk cache; token
+   chunks read from the Arrow token shards;
 3. `sources`: one source per stream (image_text, features or tokens), joining 1 and 2: its items
    per epoch, its plan order, and how to read the raw items of a batch;
 4. `paired`: one caption batch and one text batch per step (the multimodal training);
 5. `collate`: raw samples into the batch dict (JPEGs decoded straight into the batch buffer,
    captions tokenized); an undecodable sample is left out and counted against its shard;
+   `buffers`: the workers' recycled shared-memory batch buffers;
 6. `loader`: `ShardLoader` and `build_loader`, what the trainer calls: the DataLoader around all
    of the above, with exact `state_dict()` / resume on any topology.
 

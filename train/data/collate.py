@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import get_worker_info
 
 from babylm.shards import read_npy
+from babylm.train.data.buffers import worker_buffer
 from babylm.train.data.spec import LoaderSpec
 from babylm.train.data.tar_index import CorruptSample
 
@@ -88,13 +89,13 @@ def decode_image_into(data: bytes, out: np.ndarray) -> None:
         raise CorruptSample(f"cannot decode image: {type(e).__name__}: {e}") from e
 
 
-def _new_buffer(shape: tuple[int, ...]) -> torch.Tensor:
-    """A uint8 tensor; in a DataLoader worker, in shared memory (as torch's default_collate
-    does), so handing the batch to the main process copies nothing."""
-    numel = int(np.prod(shape))
+def _new_buffer(shape: tuple[int, ...]) -> tuple[torch.Tensor, int]:
+    """(uint8 tensor, ring slot or -1). In a DataLoader worker it is in shared memory (as torch's
+    default_collate does), from the worker's recycled ring (`buffers.py`), so handing the batch
+    to the main process copies nothing and allocates nothing."""
     if get_worker_info() is not None:
-        return torch.empty(0, dtype=torch.uint8).new(torch.UntypedStorage._new_shared(numel)).view(shape)
-    return torch.empty(shape, dtype=torch.uint8)
+        return worker_buffer(shape)
+    return torch.empty(shape, dtype=torch.uint8), -1
 
 
 def load_tokenizer(tokenizer: Any) -> Any:
@@ -177,7 +178,9 @@ class SampleCollate:
         `raws` holds parsed samples, or the exception that parsing a sample's bytes raised.
         """
         S = self.image_size
-        pixels = _new_buffer((len(raws), S, S, 3)) if self.images and self.kind == "image_text" else None
+        pixels, slot = (
+            _new_buffer((len(raws), S, S, 3)) if self.images and self.kind == "image_text" else (None, -1)
+        )
         slots = pixels.numpy() if pixels is not None else None
         keys: list[str] = []
         captions: list[str] = []
@@ -197,6 +200,8 @@ class SampleCollate:
             if emb is not None:
                 embeds.append(emb)
         out: dict[str, Any] = {"keys": keys, "captions": captions}
+        if slot >= 0:
+            out["_slot"] = slot
         if pixels is not None:
             # (B, 3, S, S) with channels-last strides: a view of the (B, S, S, 3) decode buffer.
             # The NCHW copy would cost a third of the decode time here; on the device it is free.

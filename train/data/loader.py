@@ -39,6 +39,7 @@ from typing import Any
 
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from babylm.train.data.buffers import RING_EXTRA, BufferFlags, WorkerBuffers, pop_slot, set_worker_buffers
 from babylm.train.data.paired import PairedLoader
 from babylm.train.data.plan import EpochCursor, worker_steps
 from babylm.train.data.sources import make_source
@@ -60,16 +61,26 @@ class _EpochStream(IterableDataset):
     def __init__(self, source: Any, order: Any, cursor: EpochCursor, rank: int, batch_size: int, start: int):
         self.source, self.order, self.cursor = source, order, cursor
         self.rank, self.batch_size, self.start = rank, batch_size, start
+        self.flags: BufferFlags | None = None  # the workers' batch buffer rings (None: fresh buffers)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        for step in worker_steps(self.start, self.cursor.steps, worker, workers):
-            batch = self.source.batch(
-                self.order, self.cursor.rank_positions(step, self.rank, self.batch_size)
-            )
-            batch["_step"] = step
-            yield batch
+        if info is not None:
+            set_worker_buffers(WorkerBuffers(self.flags, worker) if self.flags is not None else None)
+        steps = worker_steps(self.start, self.cursor.steps, worker, workers)
+        self.source.will_read(
+            self.order, (self.cursor.rank_positions(s, self.rank, self.batch_size) for s in steps)
+        )
+        try:
+            for step in steps:
+                batch = self.source.batch(
+                    self.order, self.cursor.rank_positions(step, self.rank, self.batch_size)
+                )
+                batch["_step"] = step
+                yield batch
+        finally:
+            self.source.will_read(self.order, ())  # stopped early: no more downloads for this plan
 
 
 def _fresh_counters() -> dict[str, Any]:
@@ -106,6 +117,7 @@ class ShardLoader:
         self.workers, self.seed = workers, spec.seed
         self.max_corrupt_fraction = spec.max_corrupt_fraction
         self.pin_memory, self.prefetch_factor = spec.pin_memory, spec.prefetch_factor
+        self.recycle_buffers = spec.recycle_buffers
         self.multiprocessing_context = multiprocessing_context
         self.epoch = 0
         self.step = 0
@@ -166,6 +178,9 @@ class ShardLoader:
                 if step != self.step:
                     raise RuntimeError(f"loader got step {step} while expecting {self.step}")
                 self._account(batch.pop("_corrupt"))
+                slot = pop_slot(batch)
+                if slot >= 0 and stream.flags is not None:
+                    stream.flags.release_when_freed(batch["pixel_values"], slot)
                 self.step = step + 1
                 yield self.source.finish(batch)
         self._finish_epoch()
@@ -173,6 +188,8 @@ class ShardLoader:
     def _batches(self, stream: _EpochStream) -> Iterator[dict[str, Any]]:
         if self.workers == 0:
             return iter(stream)
+        if self.recycle_buffers:
+            stream.flags = BufferFlags(self.workers, self.prefetch_factor + RING_EXTRA)
         loader = DataLoader(
             stream,
             batch_size=None,

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-from babylm.shards import open_dataset
+from babylm.shards import ShardEntry, open_dataset
 from babylm.train.data.collate import SampleCollate
 from babylm.train.data.plan import chunk_order, sample_order
+from babylm.train.data.shard_files import ShardFiles
 from babylm.train.data.spec import LoaderSpec, Source
-from babylm.train.data.tar_index import ShardFiles, ShardRef, fingerprint, parse_sample
+from babylm.train.data.tar_index import ShardRef, fingerprint, parse_sample
 from babylm.train.data.tokens import TokenShardRef, TokenSource
 from babylm.train.errors import DataError
 
@@ -40,7 +41,16 @@ class TarSource:
         self.num_items = sum(self.counts)
         self.block_size = spec.block_size
         self.shuffle_buffer = spec.shuffle_buffer
-        self.files = ShardFiles(shards, spec.storage_options, spec.cache_dir)
+        self.files = ShardFiles(
+            shards,
+            spec.storage_options,
+            spec.cache_dir,
+            block_size=spec.block_size,
+            cache_bytes=spec.cache_bytes,
+            prefetch_batches=spec.prefetch_batches,
+            fetch_retries=spec.fetch_retries,
+            fetch_timeout=spec.fetch_timeout,
+        )
         self.fingerprint = fingerprint(shards)
 
     def plan(self) -> dict[str, Any]:
@@ -49,12 +59,17 @@ class TarSource:
     def order(self, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         return _cached_sample_order(self.counts, seed, epoch, self.block_size, self.shuffle_buffer)
 
+    def will_read(self, order: tuple[np.ndarray, np.ndarray], positions: Iterable[np.ndarray]) -> None:
+        self.files.will_read((order[0][p], order[1][p]) for p in positions)
+
     def batch(self, order: tuple[np.ndarray, np.ndarray], positions: np.ndarray) -> dict[str, Any]:
-        starts, ends = self.files.sample_ranges(order[0][positions], order[1][positions])
         shard_ids, sample_ids = order[0][positions].tolist(), order[1][positions].tolist()
-        chunks = self.files.read_ranges(shard_ids, starts, ends)
+        chunks = self.files.read_samples(shard_ids, sample_ids)
         raws: list[dict[str, Any] | Exception] = []
         for shard, chunk in zip(shard_ids, chunks, strict=True):
+            if isinstance(chunk, Exception):  # failed its checksum
+                raws.append(chunk)
+                continue
             try:
                 raws.append(parse_sample(chunk, self.files.shards[shard].url))
             except ValueError as e:  # a damaged header inside the sample's range
@@ -86,6 +101,9 @@ class TokenChunks:
 
     def order(self, seed: int, epoch: int) -> np.ndarray:
         return chunk_order(self.num_items, seed, epoch)
+
+    def will_read(self, order: np.ndarray, positions: Iterable[np.ndarray]) -> None:
+        pass  # token shards are memory-mapped (local) or read whole (remote) already
 
     def batch(self, order: np.ndarray, positions: np.ndarray) -> dict[str, Any]:
         out = self.source.batch(order[positions])
@@ -127,5 +145,15 @@ def make_source(
         shard_refs = [ShardRef(r.url, r.tokens, r.bytes, r.sha256) for r in refs]
         return TokenChunks(TokenSource(refs, spec.seq_len, spec.storage_options), fingerprint(shard_refs))
     collate = SampleCollate(found, tokenizer, spec)
-    refs2 = [ShardRef(d.shard_url(e), e.samples, e.bytes, e.sha256) for d, e in entries]
+    refs2 = [
+        ShardRef(
+            d.shard_url(e),
+            e.samples,
+            e.bytes,
+            e.sha256,
+            d.shard_url(ShardEntry(e.index["path"], 0, 0, "")) if e.index else None,
+            e.index["sha256"] if e.index else None,
+        )
+        for d, e in entries
+    ]
     return TarSource(refs2, collate, spec)

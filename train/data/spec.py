@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -30,7 +31,17 @@ class LoaderSpec:
       square uint8 images (other sizes are center-cropped).
     - `max_corrupt_fraction`: more undecodable samples than this fraction of an epoch's is an error.
     - `storage_options`: fsspec options for remote locations (e.g. S3 endpoint and keys);
-      `cache_dir`: where tar indexes are cached (None: $BABYLM_CACHE_DIR or ~/.cache/babylm).
+      `cache_dir`: where tar indexes and blocks of remote shards are cached (None:
+      $BABYLM_CACHE_DIR or ~/.cache/babylm; a folder on /dev/shm keeps them in memory).
+    - remote shards are fetched a plan block (`block_size` samples, one request) at a time,
+      `prefetch_batches` of a worker's batches ahead, into a cache of at most `cache_bytes`
+      (least recently used blocks evicted; it must hold the shuffle buffer's blocks plus the
+      prefetched ones of every worker of the node). `prefetch_batches=0`: one range request per
+      sample, no cache. A failed request is retried `fetch_retries` times with backoff; one
+      taking longer than `fetch_timeout` seconds (HTTP) counts as failed.
+    - `recycle_buffers`: workers decode into a ring of shared-memory batch buffers that come back
+      once the consumer drops a batch (`buffers.py`); False: a fresh segment per batch (slower;
+      kept to measure the difference).
     """
 
     batch_size: int = 32
@@ -48,8 +59,13 @@ class LoaderSpec:
     max_corrupt_fraction: float = 0.01
     storage_options: dict[str, Any] | None = None
     cache_dir: str | os.PathLike | None = None
+    cache_bytes: int = 4 << 30
+    prefetch_batches: int = 8
+    fetch_retries: int = 4
+    fetch_timeout: float = 60.0
     pin_memory: bool = False
     prefetch_factor: int = 2
+    recycle_buffers: bool = True
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "seq_len", "max_caption_tokens", "image_size", "block_size"):
@@ -61,6 +77,10 @@ class LoaderSpec:
             raise ValueError(f"workers must be >= 0, got {self.workers}, {self.text_workers}")
         if self.shuffle_buffer < 0:
             raise ValueError(f"shuffle_buffer must be >= 0, got {self.shuffle_buffer}")
+        if self.cache_bytes < 0 or self.prefetch_batches < 0 or self.fetch_retries < 0:
+            raise ValueError("cache_bytes, prefetch_batches and fetch_retries must be >= 0")
+        if self.fetch_timeout <= 0:
+            raise ValueError(f"fetch_timeout must be > 0, got {self.fetch_timeout}")
         if not 0 <= self.max_corrupt_fraction <= 1:
             raise ValueError(f"max_corrupt_fraction must be in [0, 1], got {self.max_corrupt_fraction}")
 
@@ -91,6 +111,11 @@ class Source(Protocol):
 
     def order(self, seed: int, epoch: int) -> Any:
         """The epoch's item order."""
+        ...
+
+    def will_read(self, order: Any, positions: Iterable[Any]) -> None:
+        """The positions of the batches this process will ask for next, in order (a hint: remote
+        sources fetch ahead what they need; the batches are right without it)."""
         ...
 
     def batch(self, order: Any, positions: Any) -> dict[str, Any]:

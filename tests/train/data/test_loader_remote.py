@@ -90,8 +90,10 @@ def test_http_image_text_same_batches_as_local(datasets, http_root, tmp_path):
     local = _epoch(datasets / "it", tmp_path / "a", **kw)
     remote = _epoch(f"{http_root}/it", tmp_path / "b", **kw)
     _same(remote, local)
-    # The index is cached by the shard's sha256: a second loader reads only the sample ranges.
-    assert len(list((tmp_path / "b" / "cache" / "tar-index").glob("*.npy"))) == 3
+    # The shards' .idx files are cached by the shard's sha256 (one download per machine), and the
+    # samples came in blocks through the block cache.
+    assert len(list((tmp_path / "b" / "cache" / "tar-index").glob("*.idx"))) == 3
+    assert list((tmp_path / "b" / "cache" / "blocks").glob("*.blk"))
 
 
 def test_http_tokens_same_batches_as_local(datasets, http_root, tmp_path):

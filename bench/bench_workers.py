@@ -1,0 +1,122 @@
+"""Benchmark: whole-machine images/s of the image-text loader with DataLoader workers, against the
+in-process rate of the same loader (workers=0, one core), measured in the same run.
+
+W workers can at best reach W x the in-process rate (with more cores than workers; the consumer
+process needs some CPU too). Printed for 1 and 2 workers (BENCH_WORKER_COUNTS), with the batch
+buffers recycled (the default) and with a fresh shared-memory segment per batch (the behaviour
+before), and for webdataset's WebLoader on the same tars (simplejpeg decode, batch 64, same
+workers). litdata's StreamingDataLoader is measured when litdata is installed
+(`pip install litdata`); it is not a dependency.
+Shards: BENCH_WORKER_IMAGES (default 2048) 224x224 JPEGs, 256 per shard. Rounds interleaved,
+median (the machine may be shared). Run: `.venv/bin/python bench/bench_workers.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import simplejpeg
+import torch
+
+os.environ.setdefault("BENCH_REMOTE_IMAGES", os.environ.get("BENCH_WORKER_IMAGES", "2048"))
+from bench_remote import BATCH, SIZE, make_shards  # noqa: E402
+
+from babylm.train.data import build_loader  # noqa: E402
+
+COUNTS = [int(x) for x in os.environ.get("BENCH_WORKER_COUNTS", "1,2").split(",")]
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", 3))
+
+
+def ours(shards: Path, workers: int, recycle: bool = True) -> float:
+    loader = build_loader(shards, batch_size=BATCH, workers=workers, image_size=SIZE, recycle_buffers=recycle)
+    t = time.perf_counter()
+    n = 0
+    for batch in loader:
+        n += len(batch["keys"])
+        del batch  # a training step lets go of its batch
+    return n / (time.perf_counter() - t)
+
+
+def webloader(shards: Path, workers: int) -> float:
+    import webdataset as wds
+
+    def decode(sample: dict) -> np.ndarray:
+        return simplejpeg.decode_jpeg(sample["jpg"], colorspace="RGB")
+
+    urls = [str(p) for p in sorted(shards.glob("*.tar"))]
+    ds = wds.WebDataset(urls, shardshuffle=False, workersplitter=wds.split_by_worker, empty_check=False)
+    ds = ds.map(decode).batched(BATCH, collation_fn=lambda xs: torch.from_numpy(np.stack(xs)))
+    loader = wds.WebLoader(ds, batch_size=None, num_workers=workers)
+    t = time.perf_counter()
+    n = sum(len(b) for b in loader)
+    return n / (time.perf_counter() - t)
+
+
+def litdata_rate(shards: Path, root: Path, workers: int) -> float | None:
+    try:
+        import litdata
+    except ImportError:
+        return None
+    from babylm.shards import iter_tar_samples
+
+    out = root / "litdata"
+    if not out.exists():
+        samples = []
+        for tar in sorted(shards.glob("*.tar")):
+            with open(tar, "rb") as f:
+                samples += [s["jpg"] for s in iter_tar_samples(f, str(tar))]
+        litdata.optimize(
+            fn=lambda i: {"jpg": samples[i]},
+            inputs=list(range(len(samples))),
+            output_dir=str(out),
+            chunk_bytes="64MB",
+            num_workers=1,
+        )
+
+    class Decoded(litdata.StreamingDataset):
+        def __getitem__(self, index):  # type: ignore[override]
+            return torch.from_numpy(
+                simplejpeg.decode_jpeg(super().__getitem__(index)["jpg"], colorspace="RGB")
+            )
+
+    loader = litdata.StreamingDataLoader(Decoded(str(out)), batch_size=BATCH, num_workers=workers)
+    t = time.perf_counter()
+    n = sum(len(b) for b in loader)
+    return n / (time.perf_counter() - t)
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    root = Path(tempfile.mkdtemp(prefix="bench-workers-"))
+    try:
+        shards = make_shards(root / "shards")
+        ours(shards, 0)  # warm the page cache and imports
+        rows: dict[str, list[float]] = {}
+        for _ in range(ROUNDS):
+            base = ours(shards, 0)
+            rows.setdefault("in-process", []).append(base)
+            for w in COUNTS:
+                rows.setdefault(f"ours, {w} workers", []).append(ours(shards, w) / base)
+                rows.setdefault(f"ours, {w} workers, fresh buffer per batch", []).append(
+                    ours(shards, w, recycle=False) / base
+                )
+                rows.setdefault(f"webdataset WebLoader, {w} workers", []).append(webloader(shards, w) / base)
+                lit = litdata_rate(shards, root, w)
+                if lit is not None:
+                    rows.setdefault(f"litdata StreamingDataLoader, {w} workers", []).append(lit / base)
+        print(f"in-process rate (workers=0): {np.median(rows.pop('in-process')):.0f} images/s")
+        for name, values in rows.items():
+            print(f"RESULT {name} vs in-process: {np.median(values):.2f}x")
+        if not any(k.startswith("litdata") for k in rows):
+            print("litdata not installed: StreamingDataLoader skipped")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

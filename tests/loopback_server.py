@@ -1,0 +1,130 @@
+"""A real HTTP file server on 127.0.0.1 for remote-shard tests and benchmarks.
+
+Range requests (as nginx, S3 and CDNs answer them), a per-request delay (an object store in
+another cluster), a log of every request and the bytes sent, and faults injected on chosen
+requests: a 5xx answer, a short body (the connection closes mid-answer), a stall.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Fault:
+    """Break the next `times` requests whose path ends with `suffix`: `kind` is "5xx", "short"
+    (half the body, then the connection closes) or "stall" (`stall_s` before answering)."""
+
+    suffix: str
+    kind: str
+    times: int = 1
+    stall_s: float = 5.0
+
+
+@dataclass
+class ServerState:
+    delay_s: float = 0.0
+    faults: list[Fault] = field(default_factory=list)
+    log: list[tuple[str, str, str, int]] = field(default_factory=list)  # method, path, range, bytes
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take_fault(self, path: str) -> Fault | None:
+        with self.lock:
+            for f in self.faults:
+                if f.times > 0 and path.endswith(f.suffix):
+                    f.times -= 1
+                    return f
+        return None
+
+    def record(self, method: str, path: str, rng: str, nbytes: int) -> None:
+        with self.lock:
+            self.log.append((method, path, rng, nbytes))
+
+    @property
+    def requests(self) -> int:
+        return len(self.log)
+
+    @property
+    def bytes_sent(self) -> int:
+        return sum(entry[3] for entry in self.log)
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    state: ServerState
+
+    def log_message(self, *args) -> None:  # keep test and benchmark output quiet
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._answer(body=True)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._answer(body=False)
+
+    def _answer(self, body: bool) -> None:
+        state = self.state
+        if state.delay_s:
+            time.sleep(state.delay_s)
+        path = self.translate_path(self.path)
+        fault = state.take_fault(self.path)
+        if fault is not None and fault.kind == "stall":
+            time.sleep(fault.stall_s)
+        if fault is not None and fault.kind == "5xx":
+            state.record(self.command, self.path, "", 0)
+            self.send_error(503, "injected fault")
+            return
+        if not os.path.isfile(path):
+            state.record(self.command, self.path, "", 0)
+            self.send_error(404)
+            return
+        size = os.path.getsize(path)
+        spec = self.headers.get("Range", "")
+        m = re.fullmatch(r"bytes=(\d*)-(\d*)", spec.strip())
+        start, end = 0, size - 1
+        if m and m[1]:
+            start, end = int(m[1]), min(int(m[2]) if m[2] else size - 1, size - 1)
+        elif m and m[2]:
+            start = max(0, size - int(m[2]))
+        with open(path, "rb") as f:
+            f.seek(start)
+            data = f.read(end - start + 1) if body else b""
+        self.send_response(206 if m else 200)
+        self.send_header("Content-Type", "application/octet-stream")
+        if m:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        if fault is not None and fault.kind == "short":
+            data = data[: len(data) // 2]
+            self.close_connection = True
+        self.wfile.write(data)
+        state.record(self.command, self.path, spec, len(data))
+
+
+class LoopbackServer:
+    """`with LoopbackServer(folder, delay_s=0.02) as srv:` serves `folder` at `srv.url`."""
+
+    def __init__(self, folder: str | os.PathLike, delay_s: float = 0.0):
+        self.state = ServerState(delay_s=delay_s)
+        handler = type("Handler", (_Handler,), {"state": self.state})
+        # A listen backlog for many concurrent range requests (the stdlib's 5 drops connections).
+        server_class = type("Server", (http.server.ThreadingHTTPServer,), {"request_queue_size": 256})
+        self.server = server_class(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LoopbackServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
