@@ -16,6 +16,11 @@ import click
 from babylm.shards import DatasetNotFound, ManifestError
 from babylm.train.errors import TrainError
 
+# click >= 8.2 raises this for a group called without a command; it carries the help, not an error.
+_NO_ARGS: tuple[type, ...] = tuple(
+    t for t in [getattr(click.exceptions, "NoArgsIsHelpError", None)] if t is not None
+)
+
 
 class _Group(click.Group):
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
@@ -26,6 +31,9 @@ class _Group(click.Group):
             click.echo("Aborted!", err=True)
             sys.exit(1)
         except click.UsageError as e:
+            if isinstance(e, _NO_ARGS) and e.ctx is not None:  # `babylm-train` alone: the help
+                click.echo(e.ctx.get_help(), err=True)
+                sys.exit(2)
             hint = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
             _fail(e.format_message() + hint, 2)
         except click.ClickException as e:

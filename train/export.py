@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from transformers import AutoImageProcessor, AutoTokenizer, OPTForCausalLM, RobertaForMaskedLM
 
+from .errors import TrainError
 from .models import MULTIMODAL_KINDS, architecture, model_class
 from .models.losses import unwrap_model
 from .models.processing_babylm import BabyLMProcessor
@@ -64,7 +65,7 @@ _MACHINE_KEYS = (
 )
 
 
-class ExportError(ValueError):
+class ExportError(TrainError, ValueError):
     """An export that cannot be written as asked (the message names the path and the reason)."""
 
 

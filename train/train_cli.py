@@ -141,15 +141,11 @@ def export(checkpoint: str, out_dir: str, tokenizer: str | None) -> None:
     folder in OUT_DIR, loadable with AutoModelForCausalLM / AutoModelForMaskedLM."""
     import transformers
 
-    from babylm.train.checkpoint import load_model, resolve_checkpoint
-    from babylm.train.export import export_model
+    from babylm.train.export import export_checkpoint
 
     transformers.utils.logging.disable_progress_bar()
-
-    path = resolve_checkpoint(checkpoint)
-    model, kind, cfg = load_model(path)
-    out = export_model(model, kind, out_dir, tokenizer or cfg["tokenizer"])
-    click.echo(f"exported {kind} from {path} to {out}")
+    out = export_checkpoint(checkpoint, out_dir, tokenizer)  # an ExportError is one line, exit 2
+    click.echo(f"exported {checkpoint} to {out}")
 
 
 @click.command("plot")
