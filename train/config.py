@@ -144,7 +144,25 @@ class TrainConfig:
     )
     precision: str = field(
         default="auto",
-        metadata=_opt("auto: bf16 autocast on GPU, fp32 on CPU.", choices=("auto", "bf16", "fp32")),
+        metadata=_opt(
+            "auto: bf16 autocast on GPU, fp32 on CPU; fp32 is the original's (FIDELITY.md).",
+            choices=("auto", "bf16", "fp32"),
+        ),
+    )
+    caption_loss: str = field(
+        default="masked",
+        metadata=_opt(
+            "masked: caption loss over real tokens only; original: labels = input_ids with the "
+            "padding left in and no attention mask, as the original (FIDELITY.md).",
+            choices=("masked", "original"),
+        ),
+    )
+    override_setting: bool = field(
+        default=False,
+        metadata=_opt(
+            "Allow options that contradict --setting's reproduction of the original (otherwise an error).",
+            flag=True,
+        ),
     )
     resume: str | None = field(
         default=None, metadata=_opt("Checkpoint folder to continue from, or 'auto' (newest in RUN_DIR).")
@@ -275,6 +293,31 @@ def parse_setting(name: str) -> dict[str, Any]:
     )
 
 
+# What every --setting run fixes to reproduce the original exactly (see FIDELITY.md): the
+# original trained in fp32 and averaged its caption loss over padding too.
+SETTING_FIDELITY: dict[str, Any] = {"precision": "fp32", "caption_loss": "original"}
+
+
+def _apply_setting(setting: str, model: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The values `setting` selects; `given` (TOML and CLI values) must not contradict its
+    fidelity choices unless it says override_setting."""
+    picked = parse_setting(setting)
+    if picked["model"] != model:
+        raise ValueError(f"setting {setting!r} selects model {picked['model']}, not {model}")
+    fidelity = dict(SETTING_FIDELITY)
+    if model not in MULTIMODAL:
+        del fidelity["caption_loss"]
+    if not given.get("override_setting"):
+        for name, value in fidelity.items():
+            if name in given and given[name] != value:
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(
+                    f"--setting {setting} reproduces the original with {flag} {value}, but {flag} "
+                    f"{given[name]} was given; drop one, or pass --override-setting to train anyway"
+                )
+    return {**picked, **fidelity}
+
+
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Read a config file and check its keys against the dataclass fields."""
     if tomllib is None:
@@ -298,10 +341,8 @@ def resolve_config(model: str, cli: dict[str, Any], config_file: str | Path | No
     values: dict[str, Any] = {}
     setting = cli.get("setting") or file_values.get("setting")
     if setting:
-        picked = parse_setting(setting)
-        if picked["model"] != model:
-            raise ValueError(f"setting {setting!r} selects model {picked['model']}, not {model}")
-        values.update(picked)
+        given = {**file_values, **{k: v for k, v in cli.items() if v is not None}}
+        values.update(_apply_setting(setting, model, given))
     values.update(file_values)
     values.update({k: v for k, v in cli.items() if v is not None})
     if values.get("model", model) != model:

@@ -77,6 +77,7 @@ def build_data(
         seq_len=cfg.seq_len,
         max_caption_tokens=cfg.seq_len,
         image_prefix="<image> " if cfg.model == "flamingo" else None,
+        caption_loss=cfg.caption_loss,
         images=cfg.model != "noimg",
         image_size=image_size,
         pin_memory=d.device.type == "cuda",

@@ -108,3 +108,26 @@ def test_cli_reports_bad_config_as_usage_error(tmp_path):
     )
     assert result.exit_code == 2
     assert "selects model opt, not flamingo" in result.output
+
+
+def test_setting_reproduces_the_original_and_records_it(tmp_path):
+    cfg = resolve_config("flamingo", {"setting": "base_flmg_1vd25_s1", **BASE})
+    assert (cfg.precision, cfg.caption_loss) == ("fp32", "original")
+    toml = tomllib.loads(cfg.to_toml())
+    assert toml["precision"] == "fp32" and toml["caption_loss"] == "original"
+    text = resolve_config("opt", {"setting": "opt125m_s1", **BASE})
+    assert text.precision == "fp32"
+    plain = resolve_config("flamingo", dict(BASE))  # without --setting: the better defaults
+    assert (plain.precision, plain.caption_loss) == ("auto", "masked")
+
+
+def test_setting_refuses_a_contradicting_option_unless_overridden():
+    cli = {"setting": "base_flmg_1vd25_s1", "caption_loss": "masked", **BASE}
+    with pytest.raises(ValueError, match=r"--setting base_flmg_1vd25_s1 .*--caption-loss masked"):
+        resolve_config("flamingo", cli)
+    with pytest.raises(ValueError, match="--precision bf16"):
+        resolve_config("opt", {"setting": "opt125m_s1", "precision": "bf16", **BASE})
+    cfg = resolve_config("flamingo", {**cli, "override_setting": True})
+    assert cfg.caption_loss == "masked"
+    # Agreeing with the setting is fine (a resumed run's config.toml repeats every value).
+    assert resolve_config("flamingo", {**cli, "caption_loss": "original"}).caption_loss == "original"

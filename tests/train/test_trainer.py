@@ -9,6 +9,7 @@ import json
 import math
 
 import pytest
+import tomllib
 import torch
 from click.testing import CliRunner
 
@@ -111,6 +112,20 @@ def test_noimg_trains_on_captions_as_text(data, tmp_path):
     params = json.loads((out / "run.json").read_text())["parameters"]
     projection = sum(v.numel() for k, v in weights.items() if "visual_projection" in k)
     assert params["frozen"] >= projection > 0  # never sees an image: kept out of the optimizer
+
+
+def test_flamingo_setting_trains_as_the_original(data, tmp_path):
+    """--setting: fp32 and the caption loss over padding too, recorded in config.toml."""
+    runs = {}
+    for name, extra in (("setting", ["--setting", "base_flmg_1vd25_s1"]), ("masked", ["--seed", "1"])):
+        out = tmp_path / name
+        run(train_args("flamingo", data, out, "--max-steps", "2", "--mix", "1vd25", *extra))
+        runs[name] = metrics(out)[-1]["loss_caption"]
+        config = tomllib.loads((out / "config.toml").read_text())
+        assert config["caption_loss"] == ("original" if name == "setting" else "masked")
+    assert config["precision"] == "auto"
+    assert all(math.isfinite(v) for v in runs.values())
+    assert runs["setting"] != runs["masked"]  # same seed and data, pad positions now count
 
 
 def test_git_trains_on_precomputed_features(data, tmp_path):

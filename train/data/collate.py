@@ -15,7 +15,7 @@ fit: an undecodable sample must be left out *and counted* against its shard.
 
 Captions are tokenized per batch: padded to the longest, truncated at `max_caption_tokens`,
 optionally prefixed with `<image> ` (Flamingo's media token), labels = input_ids with -100 on
-padding (the original did not mask padding; we do).
+padding (the original did not mask padding; `caption_loss="original"` reproduces it).
 """
 
 from __future__ import annotations
@@ -108,15 +108,27 @@ def load_tokenizer(tokenizer: Any) -> Any:
 
 
 def tokenize_captions(
-    tokenizer: Any, captions: Sequence[str], prefix: str | None = "<image> ", max_length: int = 128
+    tokenizer: Any,
+    captions: Sequence[str],
+    prefix: str | None = "<image> ",
+    max_length: int = 128,
+    original_loss: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """input_ids / attention_mask / labels of a caption batch (pad to longest, labels -100 on pad)."""
+    """input_ids / attention_mask / labels of a caption batch, padded to the longest.
+
+    Labels are -100 on the padding; with `original_loss`, labels = input_ids with the padding in
+    and no attention_mask, as the original's `tk_pad_collate_fn` (the loss then averages over pad
+    positions too)."""
     if not captions:
         empty = torch.zeros((0, 0), dtype=torch.long)
+        if original_loss:
+            return {"input_ids": empty, "labels": empty.clone()}
         return {"input_ids": empty, "attention_mask": empty.clone(), "labels": empty.clone()}
     texts = [f"{prefix}{c}" for c in captions] if prefix else list(captions)
     enc = tokenizer(texts, padding="longest", truncation=True, max_length=max_length, return_tensors="pt")
     input_ids = enc["input_ids"].long()
+    if original_loss:
+        return {"input_ids": input_ids, "labels": input_ids.clone()}
     attention_mask = enc["attention_mask"].long()
     labels = input_ids.masked_fill(attention_mask == 0, IGNORE_INDEX)
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
@@ -135,6 +147,7 @@ class SampleCollate:
         self.tokenizer = load_tokenizer(tokenizer)
         self.image_prefix = spec.image_prefix
         self.max_caption_tokens = spec.max_caption_tokens
+        self.original_loss = spec.caption_loss == "original"
         self.images = spec.images
         self.image_size = spec.image_size
         self.want_embeds = kind == "features" and spec.images
@@ -214,6 +227,8 @@ class SampleCollate:
             )
         if self.tokenizer is not None:
             out.update(
-                tokenize_captions(self.tokenizer, captions, self.image_prefix, self.max_caption_tokens)
+                tokenize_captions(
+                    self.tokenizer, captions, self.image_prefix, self.max_caption_tokens, self.original_loss
+                )
             )
         return out, bad

@@ -27,6 +27,8 @@ class LoaderSpec:
     - `seed`, `block_size`, `shuffle_buffer` (and `seq_len` for tokens) fix the sample order; a
       resume must use the same values (`ShardLoader.load_state_dict` checks).
     - captions are tokenized with `image_prefix` (None: none) and cut at `max_caption_tokens`;
+      `caption_loss` "masked" puts -100 on the padding, "original" keeps it in the labels and
+      gives the model no attention mask, as the original did (FIDELITY.md);
       `images=False` skips image decoding (the text-only control); `image_size` is the side of the
       square uint8 images (other sizes are center-cropped).
     - `max_corrupt_fraction`: more undecodable samples than this fraction of an epoch's is an error.
@@ -52,6 +54,7 @@ class LoaderSpec:
     seq_len: int = 128
     image_prefix: str | None = "<image> "
     max_caption_tokens: int = 128
+    caption_loss: str = "masked"
     images: bool = True
     image_size: int = 224
     block_size: int = 128
@@ -81,6 +84,8 @@ class LoaderSpec:
             raise ValueError("cache_bytes, prefetch_batches and fetch_retries must be >= 0")
         if self.fetch_timeout <= 0:
             raise ValueError(f"fetch_timeout must be > 0, got {self.fetch_timeout}")
+        if self.caption_loss not in ("masked", "original"):
+            raise ValueError(f"caption_loss must be 'masked' or 'original', got {self.caption_loss!r}")
         if not 0 <= self.max_corrupt_fraction <= 1:
             raise ValueError(f"max_corrupt_fraction must be in [0, 1], got {self.max_corrupt_fraction}")
 

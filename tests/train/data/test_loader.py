@@ -249,6 +249,29 @@ def test_caption_collate_tokenizes_pads_truncates_and_masks(tmp_path, make, tiny
     assert short["input_ids"].shape[1] == 5 and (short["input_ids"][:, 0] != image_id).all()
 
 
+def test_original_caption_loss_keeps_padding_in_the_labels_and_passes_no_mask(
+    tmp_path, make, tiny_tokenizer_dir
+):
+    """--caption-loss original: labels = input_ids with the padding in, no attention_mask (the
+    original's tk_pad_collate_fn), so the loss averages over pad positions too."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    captions = ["a red square", "the quick brown fox jumps over the lazy dog near the river bank"]
+    masked = data_collate.tokenize_captions(tok, captions)
+    original = data_collate.tokenize_captions(tok, captions, original_loss=True)
+    assert "attention_mask" not in original
+    assert torch.equal(original["input_ids"], masked["input_ids"])
+    assert torch.equal(original["labels"], original["input_ids"])
+    padded = masked["attention_mask"] == 0
+    assert padded.any()
+    assert (original["labels"][padded] == tok.pad_token_id).all() and (masked["labels"][padded] == -100).all()
+    # The loader passes the setting through to the workers' collate.
+    data = write_image_text(tmp_path / "it", [6])
+    batch = next(iter(make(data, batch_size=6, tokenizer=tiny_tokenizer_dir, caption_loss="original")))
+    assert "attention_mask" not in batch and torch.equal(batch["labels"], batch["input_ids"])
+
+
 def test_text_only_captions_skip_image_decoding(tmp_path, make, monkeypatch):
     monkeypatch.setattr(data_collate, "decode_image_into", lambda *a: pytest.fail("decoded an image"))
     data = write_image_text(tmp_path / "it", [10, 6], corrupt={"s00-00001"})
