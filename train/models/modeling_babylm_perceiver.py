@@ -56,8 +56,9 @@ class PerceiverResampler(nn.Module):
     def __init__(self, config: BabyLMFlamingoConfig, input_dim: int):
         super().__init__()
         dim = config.hidden_size
-        # The baseline's DINO width equals the decoder's; other encoders need a projection.
-        self.proj_in = nn.Linear(input_dim, dim) if input_dim != dim else None
+        # The original's `inp_linear` (flamingo_pytorch.py, inp_dim=768): a bias-free projection of
+        # the encoder features, there even when the widths are equal (768 -> 768 at base size).
+        self.inp_linear = nn.Linear(input_dim, dim, bias=False)
         std = config.perceiver_init_std
         self.latents = nn.Parameter(torch.randn(config.perceiver_num_latents, dim) * std)
         self.media_pos_emb = nn.Parameter(torch.randn(config.max_num_media, 1, dim) * std)
@@ -74,8 +75,7 @@ class PerceiverResampler(nn.Module):
 
     def forward(self, media: torch.Tensor) -> torch.Tensor:
         """(B, T, N, D_in) features -> (B, T, num_latents, D) latents."""
-        if self.proj_in is not None:
-            media = self.proj_in(media)
+        media = self.inp_linear(media)
         b, t = media.shape[:2]
         if t > self.media_pos_emb.shape[0]:
             raise ValueError(f"at most {self.media_pos_emb.shape[0]} images per sample, got {t}")

@@ -56,9 +56,10 @@ def test_full_size_multimodal_parameter_counts():
         vit = ViTConfig().to_dict()  # ViT-B/16 at 224 px: the shape of facebook/dino-vitb16
         flamingo = model_class("flamingo")(make_config("flamingo", vision_config=vit))
         git = model_class("git")(make_config("git", vision_config=vit))
-    # Flamingo: OPT-125M decoder (111,803,904 with our vocabulary) + 6 gated cross-attention
-    # blocks of 7,080,962 + a depth-2 resampler of 14,218,752; the ViT is frozen.
-    assert count_parameters(flamingo) == {"trainable": 168_508_428, "frozen": VIT_B16_NO_POOLER}
+    # The original's count (aaronmueller/babylm_multimodal_training at vocabulary 32,778): OPT-125M
+    # decoder 111,803,904 + 6 gated cross-attention blocks of 7,080,962 + the perceiver resampler
+    # 14,808,576 (its 768x768 bias-free inp_linear included); the ViT is frozen.
+    assert count_parameters(flamingo) == {"trainable": 169_098_252, "frozen": VIT_B16_NO_POOLER}
     # GIT: embeddings 25,961,472 + 12 layers of 7,087,872 + projection 592,128 (output tied).
     assert count_parameters(git) == {"trainable": 111_608_064, "frozen": VIT_B16_NO_POOLER}
 
