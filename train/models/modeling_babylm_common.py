@@ -13,9 +13,10 @@ from transformers import AutoModel, PretrainedConfig, ViTModel
 from .modeling_babylm_layers import KVCache
 
 IGNORE_INDEX = -100
-# DINO's (ImageNet) statistics, the default when a config does not record its encoder's.
-IMAGENET_DEFAULT_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_DEFAULT_STD = [0.229, 0.224, 0.225]
+# facebook/dino-vitb16's statistics (its preprocessor_config.json: mean and std 0.5, not ImageNet's),
+# the default when a config does not record its encoder's.
+DINO_MEAN = [0.5, 0.5, 0.5]
+DINO_STD = [0.5, 0.5, 0.5]
 TRANSFORMERS_MAJOR = int(transformers.__version__.split(".")[0])
 
 
@@ -49,15 +50,15 @@ class FrozenVisionMixin:
         return loaded
 
     # What images the encoder expects, so a trainer can normalise uint8 batches on device; read
-    # from the config, with DINO's ImageNet statistics when the config does not say.
+    # from the config, with DINO's statistics (0.5) when the config does not say.
 
     @property
     def image_mean(self) -> list[float]:
-        return list(self.config.image_mean or IMAGENET_DEFAULT_MEAN)
+        return list(self.config.image_mean or DINO_MEAN)
 
     @property
     def image_std(self) -> list[float]:
-        return list(self.config.image_std or IMAGENET_DEFAULT_STD)
+        return list(self.config.image_std or DINO_STD)
 
     @property
     def image_size(self) -> int:

@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, ViTConfig, ViTModel
-from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
+from transformers.image_utils import PILImageResampling
 
 from .losses import unwrap_model
+from .modeling_babylm_common import DINO_MEAN, DINO_STD
 
 try:  # transformers 5 splits the PIL and torchvision backends; the PIL one needs no torchvision.
     from transformers import ViTImageProcessorPil as _ViTImageProcessor
@@ -45,7 +46,7 @@ def make_tiny_vit(
     num_heads: int = 4,
     seed: int = 0,
 ) -> str:
-    """Save a small random `ViTModel` and a DINO-like image processor (ImageNet mean/std, bilinear
+    """Save a small random `ViTModel` and a DINO-like image processor (facebook/dino-vitb16's mean/std 0.5, bilinear
     resize to `image_size`) to `out_dir`, loadable like facebook/dino-vitb16; returns the path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -67,8 +68,8 @@ def make_tiny_vit(
         do_rescale=True,
         rescale_factor=1 / 255,
         do_normalize=True,
-        image_mean=list(IMAGENET_DEFAULT_MEAN),
-        image_std=list(IMAGENET_DEFAULT_STD),
+        image_mean=list(DINO_MEAN),
+        image_std=list(DINO_STD),
     )
     processor.save_pretrained(out)
     return str(out)

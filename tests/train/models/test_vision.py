@@ -15,9 +15,9 @@ def test_tiny_vit_loads_like_a_hub_vit(tiny_vit_dir):
     encoder, processor = load_vision_encoder(tiny_vit_dir)
     assert isinstance(encoder, ViTModel) and encoder.pooler is None
     assert not encoder.training and not any(p.requires_grad for p in encoder.parameters())
-    # DINO's processor: ImageNet mean/std, bilinear resize to 224.
-    assert list(processor.image_mean) == [0.485, 0.456, 0.406]
-    assert list(processor.image_std) == [0.229, 0.224, 0.225]
+    # facebook/dino-vitb16's processor: mean and std 0.5 (not ImageNet's), bilinear resize to 224.
+    assert list(processor.image_mean) == [0.5, 0.5, 0.5]
+    assert list(processor.image_std) == [0.5, 0.5, 0.5]
     assert int(processor.resample) == 2 and processor.size["height"] == 224
     with torch.no_grad():
         tokens = encoder(pixel_values=torch.zeros(2, 3, 224, 224)).last_hidden_state
