@@ -157,6 +157,14 @@ class TrainConfig:
             choices=("masked", "original"),
         ),
     )
+    pad_row: str = field(
+        default="pad",
+        metadata=_opt(
+            "Flamingo's token-embedding row kept at zero: pad (the tokenizer's <pad>) or original "
+            "(OPT-125M's pad id 1, which is </s> in the BabyLM tokenizer, as the original; FIDELITY.md).",
+            choices=("pad", "original"),
+        ),
+    )
     override_setting: bool = field(
         default=False,
         metadata=_opt(
@@ -294,8 +302,9 @@ def parse_setting(name: str) -> dict[str, Any]:
 
 
 # What every --setting run fixes to reproduce the original exactly (see FIDELITY.md): the
-# original trained in fp32 and averaged its caption loss over padding too.
-SETTING_FIDELITY: dict[str, Any] = {"precision": "fp32", "caption_loss": "original"}
+# original trained in fp32, averaged its caption loss over padding too, and Flamingo's embedding
+# kept OPT's pad row (id 1).
+SETTING_FIDELITY: dict[str, Any] = {"precision": "fp32", "caption_loss": "original", "pad_row": "original"}
 
 
 def _apply_setting(setting: str, model: str, given: dict[str, Any]) -> dict[str, Any]:
@@ -307,6 +316,8 @@ def _apply_setting(setting: str, model: str, given: dict[str, Any]) -> dict[str,
     fidelity = dict(SETTING_FIDELITY)
     if model not in MULTIMODAL:
         del fidelity["caption_loss"]
+    if model != "flamingo":  # GIT's row is <pad> (0) in the original too
+        del fidelity["pad_row"]
     if not given.get("override_setting"):
         for name, value in fidelity.items():
             if name in given and given[name] != value:

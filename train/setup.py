@@ -17,6 +17,8 @@ from babylm.train.errors import SetupError
 __all__ = ["SetupError", "build_data", "build_model_for", "check_inputs", "vision_encoder_path"]
 
 DROPOUT_NAMES = ("hidden_dropout_prob", "attention_probs_dropout_prob")  # GIT and RoBERTa
+# OPT-125M's pad_token_id, the original Flamingo's embedding padding_idx (`</s>` in our tokenizer).
+ORIGINAL_FLAMINGO_PAD_ROW = 1
 
 
 def model_vocab_size(tokenizer: Any) -> int:
@@ -50,6 +52,8 @@ def build_model_for(cfg: TrainConfig, tokenizer: Any, vision: str | None) -> nn.
     if cfg.dropout is not None:
         names = ("dropout", "attention_dropout") if kind in ("flamingo", "opt") else DROPOUT_NAMES
         overrides = dict.fromkeys(names, cfg.dropout)
+    if kind == "flamingo" and cfg.pad_row == "original":
+        overrides["embedding_padding_idx"] = ORIGINAL_FLAMINGO_PAD_ROW
     torch.manual_seed(cfg.seed)
     model = build_model(
         kind,

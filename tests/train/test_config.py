@@ -131,3 +131,10 @@ def test_setting_refuses_a_contradicting_option_unless_overridden():
     assert cfg.caption_loss == "masked"
     # Agreeing with the setting is fine (a resumed run's config.toml repeats every value).
     assert resolve_config("flamingo", {**cli, "caption_loss": "original"}).caption_loss == "original"
+
+
+def test_flamingo_setting_keeps_the_original_pad_row():
+    assert resolve_config("flamingo", {"setting": "base_flmg_1vd25_s1", **BASE}).pad_row == "original"
+    assert resolve_config("git", {"setting": "base_git_1vd25_s1", **BASE}).pad_row == "pad"
+    with pytest.raises(ValueError, match="--pad-row pad"):
+        resolve_config("flamingo", {"setting": "base_flmg_1vd25_s1", "pad_row": "pad", **BASE})

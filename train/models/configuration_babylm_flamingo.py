@@ -67,6 +67,10 @@ class BabyLMFlamingoConfig(PretrainedConfig):
         cross_attn_gate_init: float = 0.0,
         cross_attn_fan_in_init: bool = False,
         max_num_media: int = 4,
+        # The token-embedding row kept at zero (nn.Embedding's padding_idx); None: pad_token_id. The
+        # original used OPT-125M's pad_token_id 1, which is `</s>` in the BabyLM tokenizer
+        # (FIDELITY.md); `--pad-row original` sets 1.
+        embedding_padding_idx: int | None = None,
         # What the vision encoder expects (so a trainer can normalise uint8 batches on device).
         image_size: int = 224,
         image_mean: list[float] | None = None,
@@ -106,6 +110,7 @@ class BabyLMFlamingoConfig(PretrainedConfig):
         self.cross_attn_gate_init = cross_attn_gate_init
         self.cross_attn_fan_in_init = cross_attn_fan_in_init
         self.max_num_media = max_num_media
+        self.embedding_padding_idx = embedding_padding_idx
         self.image_size = image_size
         self.image_mean = image_mean
         self.image_std = image_std

@@ -75,7 +75,9 @@ class BabyLMFlamingoDecoder(nn.Module):
         self.config = config
         self.dropout = config.dropout
         hidden, proj = config.hidden_size, config.word_embed_proj_dim
-        self.embed_tokens = nn.Embedding(config.vocab_size, proj, config.pad_token_id)
+        padding_idx = getattr(config, "embedding_padding_idx", None)
+        padding_idx = config.pad_token_id if padding_idx is None else padding_idx
+        self.embed_tokens = nn.Embedding(config.vocab_size, proj, padding_idx)
         self.embed_positions = OPTLearnedPositionalEmbedding(config.max_position_embeddings, hidden)
         self.project_in = nn.Linear(proj, hidden, bias=False) if proj != hidden else None
         self.project_out = nn.Linear(hidden, proj, bias=False) if proj != hidden else None

@@ -224,3 +224,21 @@ def test_gates_and_cross_attention_init_are_the_originals_at_base_and_open_when_
     # The decoder's own layers keep OPT's init either way.
     q_proj = tiny.model.decoder.layers[0].self_attn.q_proj.weight
     assert abs(float(q_proj.std()) - 0.02) < 0.003
+
+
+def test_original_pad_row_is_the_embedding_padding_idx(tiny_vit_dir):
+    """--pad-row original: OPT-125M's pad id 1 (`</s>` in the BabyLM tokenizer) is the embedding's
+    padding_idx, zero at init, as the original Flamingo; by default it is <pad> (0)."""
+    from babylm.train.models import build_model
+
+    default = build_model(
+        "flamingo", size="tiny", vocab_size=100, vision_encoder=tiny_vit_dir, image_token_id=99
+    )
+    original = build_model(
+        "flamingo", size="tiny", vocab_size=100, vision_encoder=tiny_vit_dir, image_token_id=99,
+        embedding_padding_idx=1,
+    )  # fmt: skip
+    assert default.model.decoder.embed_tokens.padding_idx == 0
+    emb = original.model.decoder.embed_tokens
+    assert emb.padding_idx == 1 and not emb.weight[1].any() and emb.weight[0].any()
+    assert original.config.pad_token_id == 0  # the tokenizer's pad id, for batching and GLUE
