@@ -157,6 +157,14 @@ class TrainConfig:
             choices=("masked", "original"),
         ),
     )
+    vocab_size: int | None = field(
+        default=None,
+        metadata=_opt(
+            "Rows of the model's token embedding (default: the tokenizer's size + 8, the original's "
+            "32,778 for the BabyLM tokenizer). --setting opt125m_s1 uses 50,272 (facebook/opt-125m), "
+            "roberta_s1 50,265 (roberta-base)."
+        ),
+    )
     pad_row: str = field(
         default="pad",
         metadata=_opt(
@@ -225,6 +233,8 @@ class TrainConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError("--batch-size must be >= 1")
+        if self.vocab_size is not None and self.vocab_size < 1:
+            raise ValueError("--vocab-size must be >= 1")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ValueError("--dropout must be in [0, 1)")
         if not 0.0 < self.mask_prob < 1.0:
@@ -307,6 +317,10 @@ def parse_setting(name: str) -> dict[str, Any]:
 SETTING_FIDELITY: dict[str, Any] = {"precision": "fp32", "caption_loss": "original", "pad_row": "original"}
 
 
+# The 2023 baselines' model vocabularies (facebook/opt-125m's config; roberta-base's).
+TEXT_SETTING_VOCAB = {"opt": 50272, "roberta": 50265}
+
+
 def _apply_setting(setting: str, model: str, given: dict[str, Any]) -> dict[str, Any]:
     """The values `setting` selects; `given` (TOML and CLI values) must not contradict its
     fidelity choices unless it says override_setting."""
@@ -318,6 +332,8 @@ def _apply_setting(setting: str, model: str, given: dict[str, Any]) -> dict[str,
         del fidelity["caption_loss"]
     if model != "flamingo":  # GIT's row is <pad> (0) in the original too
         del fidelity["pad_row"]
+    if model in TEXT_SETTING_VOCAB:  # the published configs' vocabularies, not the tokenizer's size
+        fidelity["vocab_size"] = TEXT_SETTING_VOCAB[model]
     if not given.get("override_setting"):
         for name, value in fidelity.items():
             if name in given and given[name] != value:

@@ -21,9 +21,40 @@ DROPOUT_NAMES = ("hidden_dropout_prob", "attention_probs_dropout_prob")  # GIT a
 ORIGINAL_FLAMINGO_PAD_ROW = 1
 
 
-def model_vocab_size(tokenizer: Any) -> int:
-    """len(tokenizer) + 8 spare rows: the original's 32778 for its 32770-token tokenizer."""
-    return len(tokenizer) + 8
+# What the 2023 settings trained with (FIDELITY.md): (description, len(tokenizer), BOS per line).
+SETTING_TOKENIZERS = {
+    "opt": ("facebook/opt-125m's GPT-2 BPE tokenizer with add_bos_token=False and <image>, </c>, "
+            "<PERSON> added", 50268, False),
+    "roberta": ("roberta-base's tokenizer", 50265, True),
+}  # fmt: skip
+
+
+def model_vocab_size(cfg: TrainConfig, tokenizer: Any) -> int:
+    """--vocab-size, else len(tokenizer) + 8 spare rows (the original's 32778 for its 32770-token
+    tokenizer); never fewer rows than the tokenizer has ids."""
+    if cfg.vocab_size is None:
+        return len(tokenizer) + 8
+    if cfg.vocab_size < len(tokenizer):
+        raise SetupError(
+            f"--vocab-size {cfg.vocab_size} is smaller than --tokenizer {cfg.tokenizer} ({len(tokenizer)} tokens)"
+        )
+    return cfg.vocab_size
+
+
+def check_setting_tokenizer(cfg: TrainConfig, tokenizer: Any) -> None:
+    """A 2023 --setting needs the original's tokenizer (its size and whether lines start with BOS)."""
+    if not cfg.setting or cfg.model not in SETTING_TOKENIZERS or cfg.override_setting:
+        return
+    what, size, bos = SETTING_TOKENIZERS[cfg.model]
+    ids = tokenizer("a\n")["input_ids"]
+    has_bos = bool(ids) and ids[0] == tokenizer.bos_token_id
+    if len(tokenizer) != size or has_bos != bos:
+        raise SetupError(
+            f"--setting {cfg.setting} trains with {what} ({size} tokens, "
+            f"{'a' if bos else 'no'} BOS per line); --tokenizer {cfg.tokenizer} has {len(tokenizer)} tokens "
+            f"and {'a' if has_bos else 'no'} BOS; pass that tokenizer (a local save_pretrained copy, also to "
+            "babylm-prep text), or --override-setting"
+        )
 
 
 def vision_encoder_path(cfg: TrainConfig, run_dir: Path, d: Dist) -> str:
@@ -45,6 +76,7 @@ def build_model_for(cfg: TrainConfig, tokenizer: Any, vision: str | None) -> nn.
     from babylm.train.models import build_model
 
     kind = cfg.model
+    check_setting_tokenizer(cfg, tokenizer)
     image_id = tokenizer.convert_tokens_to_ids("<image>")
     if cfg.model == "flamingo" and (image_id is None or image_id == tokenizer.unk_token_id):
         raise SetupError(f"{cfg.tokenizer}: flamingo needs an <image> token in the tokenizer")
@@ -58,7 +90,7 @@ def build_model_for(cfg: TrainConfig, tokenizer: Any, vision: str | None) -> nn.
     model = build_model(
         kind,
         size=cfg.size,
-        vocab_size=model_vocab_size(tokenizer),
+        vocab_size=model_vocab_size(cfg, tokenizer),
         vision_encoder=vision,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
