@@ -165,6 +165,14 @@ class TrainConfig:
             "roberta_s1 50,265 (roberta-base)."
         ),
     )
+    chunking: str = field(
+        default="stream",
+        metadata=_opt(
+            "Text chunks: stream (the whole token stream cut into --seq-len chunks) or original "
+            "(cut inside each group of 1000 lines, each group's remainder dropped, as the original).",
+            choices=("stream", "original"),
+        ),
+    )
     pad_row: str = field(
         default="pad",
         metadata=_opt(
@@ -314,7 +322,12 @@ def parse_setting(name: str) -> dict[str, Any]:
 # What every --setting run fixes to reproduce the original exactly (see FIDELITY.md): the
 # original trained in fp32, averaged its caption loss over padding too, and Flamingo's embedding
 # kept OPT's pad row (id 1).
-SETTING_FIDELITY: dict[str, Any] = {"precision": "fp32", "caption_loss": "original", "pad_row": "original"}
+SETTING_FIDELITY: dict[str, Any] = {
+    "precision": "fp32",
+    "caption_loss": "original",
+    "pad_row": "original",
+    "chunking": "original",
+}
 
 
 # The 2023 baselines' model vocabularies (facebook/opt-125m's config; roberta-base's).

@@ -111,6 +111,7 @@ def build_data(
         workers=cfg.workers if cfg.multimodal else 0,
         seed=cfg.seed,
         seq_len=cfg.seq_len,
+        chunking=cfg.chunking,
         max_caption_tokens=cfg.seq_len,
         image_prefix="<image> " if cfg.model == "flamingo" else None,
         caption_loss=cfg.caption_loss,

@@ -138,3 +138,13 @@ def test_flamingo_setting_keeps_the_original_pad_row():
     assert resolve_config("git", {"setting": "base_git_1vd25_s1", **BASE}).pad_row == "pad"
     with pytest.raises(ValueError, match="--pad-row pad"):
         resolve_config("flamingo", {"setting": "base_flmg_1vd25_s1", "pad_row": "pad", **BASE})
+
+
+def test_every_setting_chunks_text_as_the_original():
+    for model, setting in (
+        ("flamingo", "base_flmg_1vd25_s1"),
+        ("opt", "opt125m_s1"),
+        ("roberta", "roberta_s1"),
+    ):
+        assert resolve_config(model, {"setting": setting, **BASE}).chunking == "original"
+    assert resolve_config("opt", dict(BASE)).chunking == "stream"

@@ -97,7 +97,10 @@ class TokenChunks:
         self.fingerprint = fingerprint_
 
     def plan(self) -> dict[str, Any]:
-        return {"seq_len": self.source.seq_len}
+        plan: dict[str, Any] = {"seq_len": self.source.seq_len}
+        if self.source.chunking != "stream":  # absent for stream, so older loader states still resume
+            plan["chunking"] = self.source.chunking
+        return plan
 
     def order(self, seed: int, epoch: int) -> np.ndarray:
         return chunk_order(self.num_items, seed, epoch)
@@ -143,7 +146,9 @@ def make_source(
     if found == "tokens":
         refs = [TokenShardRef(d.shard_url(e), e.tokens or 0, e.bytes, e.sha256) for d, e in entries]
         shard_refs = [ShardRef(r.url, r.tokens, r.bytes, r.sha256) for r in refs]
-        return TokenChunks(TokenSource(refs, spec.seq_len, spec.storage_options), fingerprint(shard_refs))
+        return TokenChunks(
+            TokenSource(refs, spec.seq_len, spec.storage_options, spec.chunking), fingerprint(shard_refs)
+        )
     collate = SampleCollate(found, tokenizer, spec)
     refs2 = [
         ShardRef(

@@ -24,6 +24,8 @@ class LoaderSpec:
     - `workers`: DataLoader worker processes for image/feature batches. `text_workers` stays 0 by
       default: a 128x128 token batch takes about a millisecond in-process, less than moving it
       out of a worker.
+    - `chunking`: "stream" cuts the whole token stream into `seq_len` chunks; "original" cuts
+      inside groups of 1000 lines and drops each group's remainder, as the original (FIDELITY.md).
     - `seed`, `block_size`, `shuffle_buffer` (and `seq_len` for tokens) fix the sample order; a
       resume must use the same values (`ShardLoader.load_state_dict` checks).
     - captions are tokenized with `image_prefix` (None: none) and cut at `max_caption_tokens`;
@@ -52,6 +54,7 @@ class LoaderSpec:
     text_workers: int = 0
     seed: int = 0
     seq_len: int = 128
+    chunking: str = "stream"
     image_prefix: str | None = "<image> "
     max_caption_tokens: int = 128
     caption_loss: str = "masked"
@@ -84,6 +87,8 @@ class LoaderSpec:
             raise ValueError("cache_bytes, prefetch_batches and fetch_retries must be >= 0")
         if self.fetch_timeout <= 0:
             raise ValueError(f"fetch_timeout must be > 0, got {self.fetch_timeout}")
+        if self.chunking not in ("stream", "original"):
+            raise ValueError(f"chunking must be 'stream' or 'original', got {self.chunking!r}")
         if self.caption_loss not in ("masked", "original"):
             raise ValueError(f"caption_loss must be 'masked' or 'original', got {self.caption_loss!r}")
         if not 0 <= self.max_corrupt_fraction <= 1:

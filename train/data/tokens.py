@@ -29,19 +29,55 @@ class TokenShardRef:
     sha256: str
 
 
+# The original's `datasets.map(group_texts, batched=True, batch_size=1000)`: lines per group.
+ORIGINAL_GROUP_LINES = 1000
+
+
+def original_chunk_starts(
+    row_lengths: np.ndarray, seq_len: int, group: int = ORIGINAL_GROUP_LINES
+) -> np.ndarray:
+    """Stream offsets of the original's chunks: each group of `group` consecutive rows is
+    concatenated and cut into `seq_len` chunks, and the group's remainder is dropped."""
+    bounds = np.concatenate([[0], np.cumsum(row_lengths, dtype=np.int64)])
+    firsts = bounds[0 : len(row_lengths) : group]
+    lasts = bounds[np.minimum(np.arange(1, len(firsts) + 1) * group, len(row_lengths))]
+    per_group = (lasts - firsts) // seq_len
+    within = np.arange(int(per_group.sum()), dtype=np.int64) - np.repeat(
+        np.cumsum(per_group) - per_group, per_group
+    )
+    return np.repeat(firsts, per_group) + within * seq_len
+
+
 class TokenSource:
-    """Chunks of the concatenated token stream of a list of Arrow shards."""
+    """Chunks of the concatenated token stream of a list of Arrow shards.
+
+    `chunking` "stream" cuts the whole stream (one tail dropped); "original" cuts inside groups of
+    1000 rows as the original did (`original_chunk_starts`, FIDELITY.md), which needs the row
+    lengths: read once from the shards' list offsets when the source is made.
+    """
 
     def __init__(
-        self, shards: list[TokenShardRef], seq_len: int = 128, storage_options: dict[str, Any] | None = None
+        self,
+        shards: list[TokenShardRef],
+        seq_len: int = 128,
+        storage_options: dict[str, Any] | None = None,
+        chunking: str = "stream",
     ):
         if seq_len < 1:
             raise ValueError(f"seq_len must be >= 1, got {seq_len}")
+        if chunking not in ("stream", "original"):
+            raise ValueError(f"chunking must be 'stream' or 'original', got {chunking!r}")
         self.shards = shards
         self.seq_len = seq_len
+        self.chunking = chunking
         self.storage_options = dict(storage_options or {})
         self.num_tokens = sum(s.tokens for s in shards)
-        self.num_chunks = self.num_tokens // seq_len
+        self._chunk_starts: np.ndarray | None = None
+        if chunking == "original":
+            self._chunk_starts = original_chunk_starts(self._row_lengths(), seq_len)
+            self.num_chunks = len(self._chunk_starts)
+        else:
+            self.num_chunks = self.num_tokens // seq_len
         self._pid = -1
         self._pieces: list[np.ndarray] = []
         self._starts = np.zeros(1, dtype=np.int64)
@@ -50,6 +86,14 @@ class TokenSource:
         state = dict(self.__dict__)
         state.update(_pid=-1, _pieces=[], _starts=np.zeros(1, dtype=np.int64))
         return state
+
+    def _row_lengths(self) -> np.ndarray:
+        """Tokens of every row (line), in stream order, from the Arrow list offsets."""
+        lengths = []
+        for ref in self.shards:
+            for chunk in token_column(read_token_table(ref.url, self.storage_options)).chunks:
+                lengths.append(np.diff(chunk.offsets.to_numpy()))
+        return np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
 
     def _load(self) -> None:
         pieces: list[np.ndarray] = []
@@ -85,7 +129,7 @@ class TokenSource:
         if len(ids) and (ids.min() < 0 or ids.max() >= self.num_chunks):
             raise IndexError(f"chunk id outside [0, {self.num_chunks})")
         out = np.empty((len(ids), L), dtype=np.int64)
-        starts = ids * L
+        starts = self._chunk_starts[ids] if self._chunk_starts is not None else ids * L
         piece = np.searchsorted(self._starts, starts, side="right") - 1
         for k, (start, p) in enumerate(zip(starts.tolist(), piece.tolist(), strict=True)):
             off = start - int(self._starts[p])
