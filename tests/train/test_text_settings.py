@@ -95,3 +95,35 @@ def test_setting_builds_the_original_vocabulary(text_run, tmp_path):
         if k.endswith(("embed_tokens.weight", "word_embeddings.weight"))
     )
     assert embed.shape[0] == len(tok) + 8
+
+
+def test_original_chunking_matches_the_original_pipeline_token_for_token(tmp_path, tiny_tokenizer_dir):
+    """Raw files with CRLF, blank lines and no final newline, over 1000 lines: babylm-prep text,
+    then the loader with --chunking original, give the original's chunks (readlines in text mode,
+    blank lines as "", each line tokenized, datasets.map groups of 1000, remainders dropped)."""
+    from babylm.prep.text.corpus import CORPORA
+    from babylm.train.data.loader import build_loader
+
+    tok = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    raw = tmp_path / "raw" / "babylm_10M"
+    raw.mkdir(parents=True)
+    files = []
+    for i, source in enumerate(CORPORA["strict_10M"].sources):
+        lines = [CORPUS[(i + j) % len(CORPUS)] if j % 7 else "  " for j in range(130 + 11 * i)]
+        text = ("\r\n" if i % 2 else "\n").join(lines) + ("" if i % 3 == 0 else "\n")
+        (raw / f"{source}.train").write_bytes(text.encode())
+        files.append(raw / f"{source}.train")
+    run_text(TextConfig(corpus="strict_10M", root=tmp_path / "raw", tokenizer=str(tiny_tokenizer_dir),
+                        out=tmp_path / "tokens", workers=1, progress=False))  # fmt: skip
+    original_rows = []
+    for path in files:
+        with open(path, encoding="utf-8") as f:
+            original_rows += [tok(row if row.strip() else "")["input_ids"] for row in f.readlines()]
+    assert len(original_rows) > 1000
+    chunks = []
+    for i in range(0, len(original_rows), 1000):
+        stream = sum(original_rows[i : i + 1000], [])
+        chunks += [tuple(stream[j : j + 32]) for j in range(0, len(stream) // 32 * 32, 32)]
+    loader = build_loader(tmp_path / "tokens", batch_size=1, seq_len=32, chunking="original")
+    assert loader.num_samples == len(chunks)
+    assert sorted(tuple(r) for b in loader for r in b["input_ids"].tolist()) == sorted(chunks)
