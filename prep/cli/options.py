@@ -12,9 +12,19 @@ from babylm.prep.images.process import RESIZE_MODES, ImagePolicy
 from babylm.prep.paths import default_out
 from babylm.prep.sharding.config import ShardingConfig
 from babylm.prep.sharding.plan import parse_part
+from babylm.prep.sharding.records import read_plan
 from babylm.shards import Manifest
 
-SHARDING_OPTIONS = ("out", "samples_per_shard", "workers", "seed", "part", "overwrite", "no_progress")
+SHARDING_OPTIONS = (
+    "out",
+    "samples_per_shard",
+    "workers",
+    "seed",
+    "part",
+    "plan_only",
+    "overwrite",
+    "no_progress",
+)
 IMAGE_OPTIONS = ("image_size", "resize", "quality", "min_size", "max_pixels")
 
 
@@ -58,6 +68,12 @@ def _sharding_options(samples_per_shard: int) -> list[Callable]:
             callback=_part_callback,
             help="Process only part I of N (0 <= I < N) of the work units, e.g. "
             "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; join the parts with `babylm-prep merge`.",
+        ),
+        click.option(
+            "--plan-only",
+            is_flag=True,
+            help="List the input and write the plan into --out, then stop: run it once before a "
+            "--part array job, whose parts then read the plan and only their own rows.",
         ),
         click.option(
             "--overwrite", is_flag=True, help="Delete shards of a different earlier run in --out first."
@@ -128,6 +144,7 @@ def sharding_from(opts: dict[str, Any], name: str) -> ShardingConfig:
         workers=opts["workers"],
         seed=opts["seed"],
         part=opts["part"],
+        plan_only=opts["plan_only"],
         overwrite=opts["overwrite"],
         progress=False if opts["no_progress"] else None,
     )
@@ -146,6 +163,13 @@ def policy_from(opts: dict[str, Any]) -> ImagePolicy:
 def report(manifest: Manifest | None, name: str, sharding: ShardingConfig) -> None:
     """Print what a sharding run did (a finished dataset, or one finished part)."""
     out: Path = sharding.out
+    if sharding.plan_only:
+        plan = read_plan(out) or {}
+        click.echo(
+            f"plan of {name} written to {out}: {plan.get('units', 0):,} work units of "
+            f"{sharding.samples_per_shard} rows; now run the parts with --part I/N and the same options"
+        )
+        return
     if manifest is None:
         part = sharding.part or (0, 1)
         click.echo(

@@ -21,6 +21,7 @@ class ShardingConfig:
     seed: int = 0  # seed of the row shuffle before sharding
     part: tuple[int, int] | None = None  # process only units u with u % N == I
     overwrite: bool = False  # delete shards of a different earlier run in `out` first
+    plan_only: bool = False  # list the input and write the plan, process nothing (before an array job)
     progress: bool | None = None  # None: a progress bar when the output is a terminal
 
     def __post_init__(self) -> None:

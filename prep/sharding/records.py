@@ -1,7 +1,8 @@
 """Bookkeeping of an image/feature prep run: the plan file, per-unit records, and the manifest.
 
 A run is planned once (`.plan.json`: parameters, number of work units, a fingerprint of the
-input rows); each work unit, when complete, leaves a record in `.units/` with its shard entry,
+input rows; `.plan.order-<plan sha256>.npy`: the shuffled row order, so that the parts of an array job do not
+shuffle millions of rows again); each work unit, when complete, leaves a record in `.units/` with its shard entry,
 skip counts and skipped rows. Everything the manifest and `skipped.jsonl` say is assembled from
 those records in unit order, so an interrupted-and-resumed run, a run split into `--part`s and
 an uninterrupted run all write the same bytes.
@@ -18,8 +19,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from babylm.prep.errors import OutputError
 from babylm.shards import Manifest, ShardEntry, read_entry, write_manifest
+from babylm.shards.atomic import atomic_write
 from babylm.shards.manifest import atomic_write_bytes
 from babylm.shards.writer import ENTRIES_DIR
 
@@ -75,6 +79,28 @@ def write_plan(out_dir: Path, plan: dict[str, Any], overwrite: bool) -> None:
     atomic_write_bytes(out_dir / PLAN_NAME, (json.dumps(plan, indent=1, ensure_ascii=False) + "\n").encode())
 
 
+def order_path(out_dir: Path, plan_sha: str) -> Path:
+    """Where the row order of the plan `plan_sha` is saved (named by it: no plan reads another's)."""
+    return out_dir / f".plan.order-{plan_sha[:16]}.npy"
+
+
+def load_order(out_dir: Path, plan_sha: str, rows: int) -> np.ndarray | None:
+    """The row order saved for the plan `plan_sha` in `out_dir`, or None (then shuffle again)."""
+    try:
+        order = np.load(order_path(out_dir, plan_sha), allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    return order if order.shape == (rows,) and order.dtype == np.int64 else None
+
+
+def save_order(out_dir: Path, plan_sha: str, order: np.ndarray) -> None:
+    """Save the row order of the plan `plan_sha`, replacing the order of any earlier plan."""
+    for old in out_dir.glob(".plan.order-*.npy"):
+        old.unlink(missing_ok=True)
+    with atomic_write(order_path(out_dir, plan_sha)) as f:
+        np.save(f, order, allow_pickle=False)
+
+
 def clear_run(out_dir: Path) -> None:
     """Delete what a previous prep run wrote into `out_dir` (only files this module names)."""
     for p in out_dir.glob("shard-*.tar"):
@@ -82,7 +108,9 @@ def clear_run(out_dir: Path) -> None:
     for p in (out_dir / ENTRIES_DIR).glob("shard-*.tar.json"):
         p.unlink()
     shutil.rmtree(out_dir / UNITS_DIR, ignore_errors=True)
-    for p in [*out_dir.glob("manifest*.json"), out_dir / SKIPPED_NAME, out_dir / PLAN_NAME]:
+    for p in [*out_dir.glob("manifest*.json"), *out_dir.glob(".plan.order-*.npy")]:
+        p.unlink(missing_ok=True)
+    for p in (out_dir / SKIPPED_NAME, out_dir / PLAN_NAME):
         p.unlink(missing_ok=True)
 
 

@@ -27,12 +27,14 @@ from tqdm import tqdm
 from babylm.prep.errors import RowSkip
 from babylm.prep.images.resize import set_threads
 from babylm.prep.sharding.config import ShardingConfig
-from babylm.prep.sharding.plan import Processor, Row, make_plan
+from babylm.prep.sharding.plan import Processor, Row, RowSet, make_plan
 from babylm.prep.sharding.records import (
     assemble,
+    load_order,
     load_unit,
     missing_units,
     remove_partials,
+    save_order,
     save_unit,
     shard_name,
     write_part_manifest,
@@ -49,7 +51,7 @@ class Job:
 
     kind: str
     name: str
-    rows: list[Row]
+    rows: RowSet
     processor: Processor
     params: dict[str, Any]
     sharding: ShardingConfig
@@ -204,19 +206,34 @@ def _run_pool(job: Job, tasks: Iterator[UnitTask], units: int, total_rows: int) 
 def run_job(job: Job) -> Manifest | None:
     """Plan, process the units not yet complete, then write the manifest (or the part manifest).
 
-    Returns the manifest when the whole dataset is complete in `out_dir`, else None (a part).
+    Returns the manifest when the whole dataset is complete in `out_dir`, else None (a part, or
+    `plan_only`). The plan and its row order are computed once per output folder: a part that
+    finds them (written by `--plan-only` or an earlier part) reads them.
     """
     cfg = job.sharding
     out = cfg.out
     out.mkdir(parents=True, exist_ok=True)
-    plan, units = make_plan(job.kind, job.name, job.rows, job.params, cfg.seed, cfg.samples_per_shard)
+    n = len(job.rows)
+    plan, units = make_plan(
+        job.kind,
+        job.name,
+        job.rows,
+        job.params,
+        cfg.seed,
+        cfg.samples_per_shard,
+        order=lambda sha: load_order(out, sha, n),
+    )
     write_plan(out, plan, cfg.overwrite)
+    if not units.reused:
+        save_order(out, plan["plan_sha256"], units.order)
+    if cfg.plan_only:
+        return None
     mine = [u for u in range(len(units)) if cfg.part is None or u % cfg.part[1] == cfg.part[0]]
     remove_partials(out, mine, all_files=cfg.part is None)
     sha = plan["plan_sha256"]
     todo = [u for u in mine if load_unit(out, u, sha) is None]
-    total_rows = sum(len(units[u]) for u in todo)
-    tasks = (UnitTask(out, u, [job.rows[i] for i in units[u]], job.processor, sha) for u in todo)
+    total_rows = sum(units.size(u) for u in todo)
+    tasks = (UnitTask(out, u, job.rows.take(units[u]), job.processor, sha) for u in todo)
     threads = set_threads(1)
     try:
         if cfg.workers <= 1 or len(todo) <= 1:

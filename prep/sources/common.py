@@ -14,7 +14,7 @@ from babylm.prep.errors import RowSkip
 from babylm.prep.images.process import ImagePolicy, process_image
 from babylm.prep.sharding import runner
 from babylm.prep.sharding.config import ShardingConfig
-from babylm.prep.sharding.plan import Processor, Row
+from babylm.prep.sharding.plan import Processor, Row, RowList, RowSet
 from babylm.shards import Manifest
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -66,11 +66,13 @@ def run_rows(
     *,
     kind: str,
     name: str,
-    rows: list[Row],
+    rows: RowSet | list[Row],
     processor: Processor,
     params: dict[str, Any],
     sharding: ShardingConfig,
 ) -> Manifest | None:
     """Shard `rows`; the manifest, or None when this was one `part` and others are missing."""
+    if isinstance(rows, list) and not isinstance(rows, RowList):
+        rows = RowList(rows)
     job = runner.Job(kind=kind, name=name, rows=rows, processor=processor, params=params, sharding=sharding)
     return runner.run_job(job)

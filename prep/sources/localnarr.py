@@ -27,55 +27,17 @@ from typing import Any
 from babylm.prep.errors import ConfigError, InputError, RowSkip
 from babylm.prep.images.process import ImagePolicy
 from babylm.prep.sharding.config import ShardingConfig
-from babylm.prep.sharding.plan import AnnotationLoc, FileLoc, Row
+from babylm.prep.sharding.plan import AnnotationLoc, FileLoc, Row, RowSet
 from babylm.prep.sources.captions import clean_ln_caption
 from babylm.prep.sources.common import image_members, read_payload, run_rows, safe_key
+from babylm.prep.sources.narratives import PREFIX_FOLDERS, NarrativeRows, annotation_fields, image_path
 from babylm.shards import Manifest
 
-PREFIX_FOLDERS = {"mscoco": "MSCOCO", "open_images": "OpenImages", "open_images_test": "OpenImages_test"}
 CAPTION_RULE = "ln: U+00A0 to space, whitespace collapsed"
 DUPLICATE_RULE = {
     "anno": "none (every annotation file is one row)",
     "jsonl": "same (source, image_id, annotator_id) or same image and cleaned caption as an earlier line",
 }
-
-
-def prefix_of_dataset(dataset_id: str) -> str | None:
-    """The image folder prefix of an official `dataset_id` (mscoco_val2017 -> mscoco), or None."""
-    d = dataset_id.lower()
-    if d.startswith(("mscoco", "coco")):
-        return "mscoco"
-    if d.startswith("open_images_test"):
-        return "open_images_test"
-    if d.startswith("open_images"):
-        return "open_images"
-    return None
-
-
-def image_path(images: Path, prefix: str, image_id: Any) -> Path:
-    """Where the image of an annotation lives; a COCO id that is not an integer is malformed."""
-    if prefix == "mscoco":
-        try:
-            return images / PREFIX_FOLDERS[prefix] / f"{int(image_id):012d}.jpg"
-        except (TypeError, ValueError):
-            raise RowSkip("malformed_json", f"COCO image_id {image_id!r} is not an integer") from None
-    text = str(image_id)
-    if not text or "/" in text or text in (".", ".."):
-        raise RowSkip("malformed_json", f"image_id {image_id!r} is not a file name")
-    return images / PREFIX_FOLDERS[prefix] / f"{text}.jpg"
-
-
-def annotation_fields(obj: Any) -> tuple[Any, str, dict[str, Any]]:
-    """(image_id, raw caption, facts) of one annotation object, or RowSkip(malformed_json)."""
-    if not isinstance(obj, dict):
-        raise RowSkip("malformed_json", f"expected an object, got {type(obj).__name__}")
-    if obj.get("image_id") in (None, ""):
-        raise RowSkip("malformed_json", "no image_id")
-    caption = obj.get("caption")
-    if not isinstance(caption, str):
-        raise RowSkip("malformed_json", "no caption string")
-    facts = {k: obj[k] for k in ("dataset_id", "image_id", "annotator_id") if obj.get(k) is not None}
-    return obj["image_id"], caption, facts
 
 
 def list_anno_rows(src: Path) -> tuple[list[Row], dict[str, Any]]:
@@ -99,70 +61,6 @@ def list_anno_rows(src: Path) -> tuple[list[Row], dict[str, Any]]:
             rows.append(Row(key, None, AnnotationLoc(str(folder / name), str(src), prefix), info))
     digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
     return rows, {"annotation_files": len(names), "names_sha256": digest}
-
-
-def _jsonl_row(
-    raw: bytes,
-    where: str,
-    info: dict[str, Any],
-    fallback_key: str,
-    images: Path,
-    seen_keys: dict[str, str],
-    seen_pairs: dict[tuple[str, str], str],
-) -> Row:
-    """The Row of one non-blank JSONL line: a sample, or the reason it is skipped."""
-    try:
-        image_id, caption_raw, facts = annotation_fields(json.loads(raw))
-    except (ValueError, UnicodeDecodeError) as e:
-        return Row(fallback_key, None, None, info, "malformed_json", f"{where}: {e}")
-    except RowSkip as e:
-        return Row(fallback_key, None, None, info, e.reason, f"{where}: {e.detail}")
-    info.update(facts)
-    prefix = prefix_of_dataset(str(facts.get("dataset_id", "")))
-    if prefix is None:
-        detail = f"{where}: dataset_id {facts.get('dataset_id')!r}"
-        return Row(fallback_key, None, None, info, "unknown_source", detail)
-    key = f"ln-{prefix}-{safe_key(image_id)}-{safe_key(facts.get('annotator_id', 'x'))}"
-    caption = clean_ln_caption(caption_raw)
-    try:
-        img = image_path(images, prefix, image_id)
-    except RowSkip as e:
-        return Row(fallback_key, None, None, info, e.reason, f"{where}: {e.detail}")
-    if key in seen_keys:
-        detail = f"{where}: same annotation as {seen_keys[key]}"
-        return Row(fallback_key, None, None, info, "duplicate", detail)
-    seen_keys[key] = where
-    if not caption:
-        return Row(key, None, None, info, "empty_caption", where)
-    if (str(img), caption) in seen_pairs:
-        detail = f"{where}: same image and caption as {seen_pairs[str(img), caption]}"
-        return Row(key, None, None, info, "duplicate", detail)
-    seen_pairs[str(img), caption] = where
-    info["split"] = str(facts.get("dataset_id", prefix))
-    return Row(key, caption, FileLoc(str(img)), info)
-
-
-def list_jsonl_rows(files: list[Path], images: Path) -> tuple[list[Row], dict[str, Any]]:
-    """One Row per non-blank line of the official JSONL files, in file then line order."""
-    rows: list[Row] = []
-    seen_keys: dict[str, str] = {}
-    seen_pairs: dict[tuple[str, str], str] = {}
-    inputs = {}
-    for path in files:
-        sha = hashlib.sha256()
-        n_bytes = 0
-        with open(path, "rb") as f:
-            for line_no, raw in enumerate(f, start=1):
-                sha.update(raw)
-                n_bytes += len(raw)
-                if not raw.strip():
-                    continue
-                where = f"{path.name}:{line_no}"
-                info: dict[str, Any] = {"file": path.name, "line": line_no}
-                fallback_key = f"ln-{safe_key(path.stem)}-L{line_no}"
-                rows.append(_jsonl_row(raw, where, info, fallback_key, images, seen_keys, seen_pairs))
-        inputs[path.name] = {"bytes": n_bytes, "sha256": sha.hexdigest()}
-    return rows, {"jsonl_files": inputs}
 
 
 class LnProcessor:
@@ -225,13 +123,15 @@ class LocalNarrConfig:
 def run_localnarr(cfg: LocalNarrConfig) -> Manifest | None:
     """Shard Localized Narratives pairs; the manifest, or None for one part of a `part` run."""
     src = cfg.src or Path()  # None only where it is not used (checked in __post_init__)
+    rows: RowSet | list[Row]
     if cfg.layout == "anno":
         rows, inputs = list_anno_rows(src)
     else:
         files = list(cfg.jsonl_files) or sorted(src.glob("*.jsonl"))
         if not files:
             raise InputError(f"{src}: no *.jsonl files; pass them with --jsonl")
-        rows, inputs = list_jsonl_rows(files, Path(cfg.images) if cfg.images else src)
+        listed = NarrativeRows(files, Path(cfg.images) if cfg.images else src, cfg.sharding.out)
+        rows, inputs = listed, listed.facts
     params = {
         "source": "localized_narratives",
         "layout": cfg.layout,

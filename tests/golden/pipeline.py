@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from babylm.prep.sources.listing import LISTING_DIR
+
 HERE = Path(__file__).resolve().parent
 DIGESTS = HERE / "digests.json"
 BIN = Path(sys.executable).parent
@@ -51,6 +53,8 @@ def _sha(data: bytes) -> str:
 
 def _digest_folder(folder: Path, work: Path, prefix: str, out: dict[str, str]) -> None:
     for p in sorted(folder.rglob("*")):
+        if LISTING_DIR in p.relative_to(folder).parts:
+            continue  # a cache keyed by the inputs' mtimes, not an output
         if p.is_file():
             data = p.read_bytes()
             if p.suffix in (".json", ".jsonl"):  # records name input paths: the one run-to-run difference

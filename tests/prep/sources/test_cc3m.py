@@ -305,7 +305,7 @@ REALDATA = PROJECT.parent / "shared" / "realdata"
 @pytest.mark.parametrize("report", ["DERIVED_current_6col", "OLD_7col"])
 def test_real_report_lines_parse(tmp_path, report):
     from babylm.prep.sharding.plan import FileLoc
-    from babylm.prep.sources.cc3m import list_downloader_rows
+    from babylm.prep.sources.downloader import DownloaderRows
 
     src = tmp_path / "Conceptual-3M"
     src.mkdir()
@@ -314,7 +314,8 @@ def test_real_report_lines_parse(tmp_path, report):
     )
     name = f"cc3m_downloaded_validation_report_{report}_format_first20.tsv"
     (src / "downloaded_validation_report.tsv").write_bytes((REALDATA / name).read_bytes())
-    rows, inputs = list_downloader_rows(src, "validation", jpeg_only=False)
+    listed = DownloaderRows(src, "validation", jpeg_only=False, out_dir=tmp_path / "out")
+    rows, inputs = listed.take(range(len(listed))), listed.facts
     assert len(rows) == 20 and Counter(r.reason for r in rows) == {None: 17, "download_failed": 3}
     assert inputs["report_layout"] == ("6col" if report.startswith("DERIVED") else "7col")
     assert rows[0].caption == "author: a life in photography -- in pictures"

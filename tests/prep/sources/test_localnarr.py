@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from babylm.prep.sources.localnarr import image_path, prefix_of_dataset
+from babylm.prep.sources.narratives import image_path, prefix_of_dataset
 from babylm.shards import open_dataset, verify_dataset
 from tests.prep.cli_helpers import read_samples, run_prep, skipped_lines
 from tests.prep.raw_fixtures import (
