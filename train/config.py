@@ -19,6 +19,7 @@ try:
 except ImportError:  # Python 3.10
     tomllib = None  # type: ignore[assignment]
 
+from babylm.train.data.spec import LoaderSpec
 from babylm.train.kinds import MODEL_KINDS as MODELS
 from babylm.train.kinds import MULTIMODAL_KINDS as MULTIMODAL
 
@@ -130,6 +131,24 @@ class TrainConfig:
             "Loader worker processes per rank for the image-caption stream (token streams are cut in-process)."
         ),
     )
+    cache_dir: str | None = field(
+        default=None,
+        metadata=_opt(
+            "Where blocks and tar indexes of remote (s3://, http(s)://) shards are cached (default "
+            "$BABYLM_CACHE_DIR or ~/.cache/babylm; a folder under /dev/shm keeps them in memory)."
+        ),
+    )
+    cache_gb: float = field(
+        default=LoaderSpec.cache_bytes / 2**30,
+        metadata=_opt("Size limit of that cache in GiB (least recently used blocks go first)."),
+    )
+    prefetch_batches: int = field(
+        default=LoaderSpec.prefetch_batches,
+        metadata=_opt(
+            "Remote shards: fetch the blocks of this many upcoming batches per worker ahead (0: one "
+            "range request per sample, no cache)."
+        ),
+    )
     save_every: int = field(
         default=1000, metadata=_opt("Save a checkpoint every N optimizer steps (0: off).")
     )
@@ -236,11 +255,13 @@ class TrainConfig:
         for name in ("global_batch_size", "seq_len", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
-        for name in ("warmup_steps", "save_every", "keep", "workers"):
+        for name in ("warmup_steps", "save_every", "keep", "workers", "prefetch_batches"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError("--batch-size must be >= 1")
+        if not self.cache_gb > 0:
+            raise ValueError(f"--cache-gb must be > 0, got {self.cache_gb}")
         if self.vocab_size is not None and self.vocab_size < 1:
             raise ValueError("--vocab-size must be >= 1")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:

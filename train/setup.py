@@ -118,6 +118,9 @@ def build_data(
         images=cfg.model != "noimg",
         image_size=image_size,
         pin_memory=d.device.type == "cuda",
+        cache_dir=cfg.cache_dir,
+        cache_bytes=int(cfg.cache_gb * 2**30),
+        prefetch_batches=cfg.prefetch_batches,
     )
     topology = dict(world_size=d.world, rank=d.rank, tokenizer=tokenizer)
     if not cfg.multimodal:
