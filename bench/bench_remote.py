@@ -1,7 +1,7 @@
 """Benchmark: remote shards against the same shards on local disk, same loader settings, same run.
 
-Shards of BENCH_REMOTE_IMAGES (default 2048) 224x224 JPEGs (what prep writes), 256 per shard,
-are read by the image-text loader with BENCH_WORKERS (default 2) workers and batch 64:
+Shards of BENCH_REMOTE_IMAGES (default 16384, 383 MiB) 224x224 JPEGs (what prep writes), 256 per
+shard, are read by the image-text loader with BENCH_WORKERS (default 1) workers and batch 64:
 - from local disk (the baseline of every ratio);
 - over HTTP from a server on 127.0.0.1 that waits BENCH_DELAYS seconds (default "0.02,0.1")
   before every answer (an object store in another cluster), each epoch with an empty cache, so
@@ -11,7 +11,12 @@ are read by the image-text loader with BENCH_WORKERS (default 2) workers and bat
   simplejpeg decode, batch 64) for comparison; and our loader with prefetch off (one range
   request per sample: the behaviour before the block prefetch), at the first delay only.
 Rates are images per wall second; rounds are interleaved (the machine may be shared) and the
-median ratio is printed. Requests and bytes are counted by the server for one cold epoch (the
+median ratio is printed, with the time to the first batch (it fills the shuffle buffer: two or
+three round trips and 1/16 of this small epoch's bytes, where a real epoch is hours long).
+Why one worker by default: the server runs on this machine, and receiving costs the kernel a few
+ms of CPU per MiB; with as many workers as cores, decoding takes every core and the download is
+paid for in decode time, which a node with more cores than loader workers (and a real object
+store elsewhere) does not do. That case is printed too, at the first delay ("all cores decoding"). Requests and bytes are counted by the server for one cold epoch (the
 manifest left out), against samples / 64 and the shards' bytes.
 Run: `.venv/bin/python bench/bench_remote.py` (or `make bench`).
 """
@@ -37,11 +42,11 @@ from babylm.shards import Manifest, RollingWriter, write_manifest  # noqa: E402
 from babylm.train.data import build_loader  # noqa: E402
 from tests.loopback_server import LoopbackServer  # noqa: E402
 
-IMAGES = int(os.environ.get("BENCH_REMOTE_IMAGES", 4096))
-# The shuffle buffer a quarter of the epoch: in a real dataset it is a tiny part of it; one as
+IMAGES = int(os.environ.get("BENCH_REMOTE_IMAGES", 16384))
+# The shuffle buffer 1/16 of the epoch: in a real dataset it is a tiny part of it; one as
 # large as this small epoch would make the first batch wait for every block of the epoch.
 SHUFFLE = int(os.environ.get("BENCH_SHUFFLE", 1024))
-WORKERS = int(os.environ.get("BENCH_WORKERS", 2))
+WORKERS = int(os.environ.get("BENCH_WORKERS", 1))
 DELAYS = [float(x) for x in os.environ.get("BENCH_DELAYS", "0.02,0.1").split(",")]
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 3))
 BATCH, SIZE, PER_SHARD = 64, 224, 256
@@ -66,13 +71,14 @@ def epoch_rate(location: str, root: Path, **kw) -> float:
     return epoch_rates(location, root, **kw)[0]
 
 
-def epoch_rates(location: str, root: Path, **kw) -> tuple[float, float]:
-    """(images per wall second of one epoch, the same after its first batch), empty cache."""
+def epoch_rates(location: str, root: Path, workers: int = WORKERS, **kw) -> tuple[float, float, float]:
+    """(images per wall second of one epoch, the same after its first batch, seconds to the first
+    batch), read with an empty cache folder."""
     cache = root / f"cache-{uuid.uuid4().hex}"
     loader = build_loader(
         location,
         batch_size=BATCH,
-        workers=WORKERS,
+        workers=workers,
         image_size=SIZE,
         shuffle_buffer=SHUFFLE,
         cache_dir=cache,
@@ -86,7 +92,7 @@ def epoch_rates(location: str, root: Path, **kw) -> tuple[float, float]:
             first, t1 = n, time.perf_counter()
     end = time.perf_counter()
     shutil.rmtree(cache, ignore_errors=True)
-    return n / (end - t), (n - first) / (end - t1)
+    return n / (end - t), (n - first) / (end - t1), t1 - t
 
 
 def webdataset_rate(urls: list[str]) -> float:
@@ -114,17 +120,18 @@ def http_section(root: Path, shards: Path, local: list[float], delay: float, fir
     urls_rel = sorted(p.name for p in shards.glob("*.tar"))
     with LoopbackServer(root, delay_s=delay) as srv:
         url = f"{srv.url}/shards"
-        ours, steady, wds_ratio, rates = [], [], [], []
+        ours, steady, wds_ratio, rates, firsts = [], [], [], [], []
         for r in range(ROUNDS):
             since = srv.state.requests
-            rate, after_first = epoch_rates(url, root)
+            rate, after_first, first_s = epoch_rates(url, root)
             if r == 0:
                 requests, nbytes = traffic(srv, since)
-            lo, lo_after_first = epoch_rates(str(shards), root)
+            lo, lo_after_first, lo_first_s = epoch_rates(str(shards), root)
             ours.append(rate / lo)
             steady.append(after_first / lo_after_first)
             wds_ratio.append(webdataset_rate([f"{url}/{n}" for n in urls_rel]) / rate)
             rates.append((rate, lo))
+            firsts.append((first_s, lo_first_s))
         ms = delay * 1000
         print(
             f"http {ms:.0f} ms: ours {np.median([x[0] for x in rates]):.0f} img/s, "
@@ -133,6 +140,10 @@ def http_section(root: Path, shards: Path, local: list[float], delay: float, fir
         target = 0.9 if ms <= 20 else 0.8
         print(f"RESULT remote HTTP {ms:.0f} ms vs local: {np.median(ours):.2f} (target >= {target})")
         print(f"RESULT remote HTTP {ms:.0f} ms vs local after the first batch: {np.median(steady):.2f}")
+        print(
+            f"RESULT remote HTTP {ms:.0f} ms first batch after {np.median([f[0] for f in firsts]):.2f} s "
+            f"(local {np.median([f[1] for f in firsts]):.2f} s)"
+        )
         print(
             f"RESULT remote HTTP {ms:.0f} ms requests per epoch: {requests} for {IMAGES} samples "
             f"(target <= {IMAGES // 64})"
@@ -143,6 +154,16 @@ def http_section(root: Path, shards: Path, local: list[float], delay: float, fir
         )
         print(f"RESULT webdataset over HTTP {ms:.0f} ms vs ours remote: {np.median(wds_ratio):.2f}")
         if first:
+            cores = os.cpu_count() or 1
+            if cores > WORKERS:
+                both = [
+                    epoch_rate(url, root, workers=cores) / epoch_rate(str(shards), root, workers=cores)
+                    for _ in range(ROUNDS)
+                ]
+                print(
+                    f"RESULT remote HTTP {ms:.0f} ms vs local, all cores decoding ({cores} workers): "
+                    f"{np.median(both):.2f}"
+                )
             since = srv.state.requests
             old = epoch_rate(url, root, prefetch_batches=0)
             print(
