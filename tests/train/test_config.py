@@ -4,12 +4,11 @@ from click.testing import CliRunner
 
 from babylm.train.cli import main
 from babylm.train.config import (
-    MIX_PRESETS,
     TrainConfig,
     parse_mix,
-    parse_setting,
     resolve_config,
 )
+from babylm.train.settings import MIX_PRESETS, parse_setting
 
 BASE = {"data": ["shards/text"], "tokenizer": "tok", "out": "run"}
 

@@ -11,7 +11,7 @@ from transformers import AutoTokenizer
 from babylm.prep.text.run import TextConfig, run_text
 from babylm.shards import open_dataset, read_token_table, token_column
 from babylm.train.cli import main
-from babylm.train.config import TEXT_SETTING_VOCAB
+from babylm.train.settings import TEXT_SETTING_VOCAB
 from tests.conftest import CORPUS
 from tests.train.bpe_fixtures import build_bpe_tokenizer
 from tests.train.trainer_fixtures import COMMON, final_weights, run

@@ -1,0 +1,82 @@
+"""The original's setting names (`base_flmg_1vd25_s1`, `opt125m_s1`, ...): what each selects, and
+the choices every `--setting` run fixes so that it reproduces the original exactly (FIDELITY.md)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from babylm.train.kinds import MULTIMODAL_KINDS as MULTIMODAL
+
+# Caption-stream weight, text-stream weight (the original's `cmb_exp_suffix_to_mixw_map`).
+MIX_PRESETS: dict[str, tuple[float, float]] = {
+    "1v2": (1.0, 2.0),
+    "1v1": (1.0, 1.0),
+    "1vd5": (1.0, 0.5),
+    "1vd25": (1.0, 0.25),
+    "1vd125": (1.0, 0.125),
+    "1vd0625": (1.0, 0.0625),
+    "1vd03125": (1.0, 0.03125),
+}
+# Setting-name model keys of the original (`exp_txt_vis_new.py`, `exp_strict*.py`).
+_SETTING_MODELS = {"flmg": "flamingo", "git": "git", "noimg": "noimg"}
+
+
+def parse_setting(name: str) -> dict[str, Any]:
+    """The fields an original setting name selects: model, mix (multimodal) and seed.
+
+    Accepts `base_flmg_1vd25_s1` and the original's `BabyLM/exp_txt_vis_new.py:base_flmg_1vd25_s1`.
+    """
+    key = name.rsplit(":", 1)[-1].strip()
+    m = re.fullmatch(r"base_(flmg|git|noimg)_(1v\w+?)_s(\d+)", key)
+    if m:
+        if m.group(2) not in MIX_PRESETS:
+            raise ValueError(
+                f"setting {name!r}: unknown mix {m.group(2)!r} (known: {', '.join(MIX_PRESETS)})"
+            )
+        return {"model": _SETTING_MODELS[m.group(1)], "mix": m.group(2), "seed": int(m.group(3))}
+    m = re.fullmatch(r"(opt125m|roberta)_s(\d+)", key)
+    if m:
+        return {"model": "opt" if m.group(1) == "opt125m" else "roberta", "seed": int(m.group(2))}
+    raise ValueError(
+        f"unknown setting {name!r}; expected base_{{flmg,git,noimg}}_MIX_sN, opt125m_sN or roberta_sN"
+    )
+
+
+# What every --setting run fixes to reproduce the original exactly (see FIDELITY.md): the
+# original trained in fp32, averaged its caption loss over padding too, and Flamingo's embedding
+# kept OPT's pad row (id 1).
+SETTING_FIDELITY: dict[str, Any] = {
+    "precision": "fp32",
+    "caption_loss": "original",
+    "pad_row": "original",
+    "chunking": "original",
+}
+
+
+# The 2023 baselines' model vocabularies (facebook/opt-125m's config; roberta-base's).
+TEXT_SETTING_VOCAB = {"opt": 50272, "roberta": 50265}
+
+
+def apply_setting(setting: str, model: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The values `setting` selects; `given` (TOML and CLI values) must not contradict its
+    fidelity choices unless it says override_setting."""
+    picked = parse_setting(setting)
+    if picked["model"] != model:
+        raise ValueError(f"setting {setting!r} selects model {picked['model']}, not {model}")
+    fidelity = dict(SETTING_FIDELITY)
+    if model not in MULTIMODAL:
+        del fidelity["caption_loss"]
+    if model != "flamingo":  # GIT's row is <pad> (0) in the original too
+        del fidelity["pad_row"]
+    if model in TEXT_SETTING_VOCAB:  # the published configs' vocabularies, not the tokenizer's size
+        fidelity["vocab_size"] = TEXT_SETTING_VOCAB[model]
+    if not given.get("override_setting"):
+        for name, value in fidelity.items():
+            if name in given and given[name] != value:
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(
+                    f"--setting {setting} reproduces the original with {flag} {value}, but {flag} "
+                    f"{given[name]} was given; drop one, or pass --override-setting to train anyway"
+                )
+    return {**picked, **fidelity}
