@@ -45,7 +45,11 @@ shards: install
 demo: install
 	scripts/demo.sh
 
+# litdata (compared against in bench_workers.py) is not a dependency; it requires torchvision, whose
+# newest release would replace the installed torch with another (CUDA) build: pin the torch we have.
 bench: install
+	$(PY) -c "import litdata" 2>/dev/null || $(PY) -m pip install -q litdata \
+		"torch==$$($(PY) -c 'import torch; print(torch.__version__.split("+")[0])')"
 	@set -e; for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f; done
 
 clean:

@@ -5,16 +5,20 @@ W workers can at best reach W x the in-process rate (with more cores than worker
 process needs some CPU too). Printed for 1 and 2 workers (BENCH_WORKER_COUNTS), with the batch
 buffers recycled (the default) and with a fresh shared-memory segment per batch (the behaviour
 before), and for webdataset's WebLoader on the same tars (simplejpeg decode, batch 64, same
-workers). litdata's StreamingDataLoader is measured when litdata is installed
-(`pip install litdata`); it is not a dependency.
+workers). litdata's StreamingDataLoader (same JPEGs written by `litdata.optimize`, simplejpeg
+decode, batch 64, same workers) runs in a process of its own; `make bench` installs litdata (it
+is not a dependency of the project).
 Shards: BENCH_WORKER_IMAGES (default 2048) 224x224 JPEGs, 256 per shard. Rounds interleaved,
 median (the machine may be shared). Run: `.venv/bin/python bench/bench_workers.py`.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -57,11 +61,28 @@ def webloader(shards: Path, workers: int) -> float:
     return n / (time.perf_counter() - t)
 
 
-def litdata_rate(shards: Path, root: Path, workers: int) -> float | None:
-    try:
-        import litdata
-    except ImportError:
-        return None
+# litdata runs in a process of its own (`litdata_rate`): importing it switches multiprocessing to
+# spawn for everything after, which would change how the other loaders start their workers.
+if "--litdata" in sys.argv:  # that process, and the workers it spawns (they get its argv)
+    import litdata
+
+    class DecodedStream(litdata.StreamingDataset):
+        """litdata's dataset of the same JPEGs, decoded as ours are (module level: spawned
+        workers unpickle it by name)."""
+
+        def __getitem__(self, index):  # type: ignore[override]
+            return torch.from_numpy(
+                simplejpeg.decode_jpeg(super().__getitem__(index)["jpg"], colorspace="RGB")
+            )
+
+
+def _as_litdata_sample(jpg: bytes) -> dict[str, bytes]:
+    """litdata.optimize's fn (module level: its worker process is spawned and pickles it)."""
+    return {"jpg": jpg}
+
+
+def _litdata_process(shards: Path, root: Path, workers: int) -> None:
+    """Write the same JPEGs with litdata.optimize (once), then print the images/s of one epoch."""
     from babylm.shards import iter_tar_samples
 
     out = root / "litdata"
@@ -71,23 +92,23 @@ def litdata_rate(shards: Path, root: Path, workers: int) -> float | None:
             with open(tar, "rb") as f:
                 samples += [s["jpg"] for s in iter_tar_samples(f, str(tar))]
         litdata.optimize(
-            fn=lambda i: {"jpg": samples[i]},
-            inputs=list(range(len(samples))),
-            output_dir=str(out),
-            chunk_bytes="64MB",
-            num_workers=1,
+            fn=_as_litdata_sample, inputs=samples, output_dir=str(out), chunk_bytes="64MB", num_workers=1
         )
-
-    class Decoded(litdata.StreamingDataset):
-        def __getitem__(self, index):  # type: ignore[override]
-            return torch.from_numpy(
-                simplejpeg.decode_jpeg(super().__getitem__(index)["jpg"], colorspace="RGB")
-            )
-
-    loader = litdata.StreamingDataLoader(Decoded(str(out)), batch_size=BATCH, num_workers=workers)
+    loader = litdata.StreamingDataLoader(DecodedStream(str(out)), batch_size=BATCH, num_workers=workers)
     t = time.perf_counter()
     n = sum(len(b) for b in loader)
-    return n / (time.perf_counter() - t)
+    print(n / (time.perf_counter() - t))
+
+
+def litdata_rate(shards: Path, root: Path, workers: int) -> float | None:
+    """litdata's StreamingDataLoader images/s in its own process; None if litdata is not installed."""
+    if importlib.util.find_spec("litdata") is None:
+        return None
+    args = [sys.executable, __file__, "--litdata", str(shards), str(root), str(workers)]
+    result = subprocess.run(args, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"the litdata measurement failed:\n{result.stderr[-3000:]}")
+    return float(result.stdout.split()[-1])
 
 
 def main() -> None:
@@ -119,4 +140,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if "--litdata" in sys.argv:
+        _litdata_process(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
+    else:
+        main()
