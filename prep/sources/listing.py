@@ -96,6 +96,9 @@ def cached_listing(out_dir: Path, name: str, key: dict[str, Any], build: Callabl
             found = _load(folder, key)  # another part may have built it while this one waited
             if found is not None:
                 return found
+            # Holding the lock, this is the only process building it: what a killed build left goes.
+            for stale in lock.parent.glob(f".{name}.*.tmp"):
+                shutil.rmtree(stale, ignore_errors=True)
             _save(folder, key, build())
     except BaseException:
         # Bad input found while listing leaves no trace: no output folder appears for it.

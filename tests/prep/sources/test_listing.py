@@ -93,3 +93,14 @@ def test_equal_hashes_are_confirmed_on_the_text():
     read = []
     first = first_of_repeats(rows, np.arange(5), lambda idx: read.extend(idx.tolist()) or [])
     assert first == {} and read == []  # distinct hashes: no text is read
+
+
+def test_a_killed_build_leaves_nothing_behind_for_long(tmp_path):
+    log = tmp_path / "log"
+    listing = tmp_path / LISTING_DIR
+    stale = listing / ".demo.abc123.tmp"  # what `kill -9` during a build leaves
+    stale.mkdir(parents=True)
+    (stale / "status.npy").write_bytes(b"half written")
+    arrays, _ = cached_listing(tmp_path, "demo", {"k": 1}, build_counting(log))
+    assert arrays["x"][1] == 7 and not stale.exists()
+    assert sorted(p.name for p in listing.iterdir()) == ["demo", "demo.lock"]
