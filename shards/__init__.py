@@ -22,10 +22,10 @@ from babylm.shards.reader import (
     read_token_table,
     token_column,
 )
+from babylm.shards.rolling import RollingWriter
 from babylm.shards.verify import ShardProblem, verify_dataset
 from babylm.shards.writer import (
     ArrowShardWriter,
-    RollingWriter,
     TarShardWriter,
     read_entry,
     token_dtype,

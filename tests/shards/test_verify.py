@@ -7,8 +7,7 @@ from PIL import Image
 
 from babylm.prep.cli import main as prep_main
 from babylm.shards import Manifest, RollingWriter, open_dataset, verify_dataset, write_manifest
-
-from .test_writer import image_samples
+from tests.shards.sample_fixtures import image_samples
 
 
 @pytest.fixture
