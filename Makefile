@@ -45,11 +45,13 @@ shards: install
 demo: install
 	scripts/demo.sh
 
-# litdata (compared against in bench_workers.py) is not a dependency; it requires torchvision, whose
-# newest release would replace the installed torch with another (CUDA) build: pin the torch we have.
+# litdata (compared against in bench_workers.py) is not a dependency. Its requirements are taken
+# by hand, without torchvision: that one would replace the installed torch with a CUDA build, or,
+# pinned to it, be a CUDA build that breaks `import transformers` beside a CPU torch. litdata
+# runs without it (it imports torchvision only for image and video serializers we do not use).
 bench: install
-	$(PY) -c "import litdata" 2>/dev/null || $(PY) -m pip install -q litdata \
-		"torch==$$($(PY) -c 'import torch; print(torch.__version__.split("+")[0])')"
+	$(PY) -c "import litdata" 2>/dev/null || \
+		$(PY) -m pip install -q --no-deps litdata lightning-utilities obstore tifffile
 	@set -e; for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f; done
 
 clean:
