@@ -45,13 +45,8 @@ shards: install
 demo: install
 	scripts/demo.sh
 
-# litdata (compared against in bench_workers.py) is not a dependency. Its requirements are taken
-# by hand, without torchvision: that one would replace the installed torch with a CUDA build, or,
-# pinned to it, be a CUDA build that breaks `import transformers` beside a CPU torch. litdata
-# runs without it (it imports torchvision only for image and video serializers we do not use).
+# What the benchmarks measure against (datasets, litdata) is in the `bench` extra, which install takes.
 bench: install
-	$(PY) -c "import litdata" 2>/dev/null || \
-		$(PY) -m pip install -q --no-deps litdata lightning-utilities obstore tifffile
 	@set -e; for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f; done
 
 clean:

@@ -5,9 +5,10 @@ W workers can at best reach W x the in-process rate (with more cores than worker
 process needs some CPU too). Printed for 1 and 2 workers (BENCH_WORKER_COUNTS), with the batch
 buffers recycled (the default) and with a fresh shared-memory segment per batch (the behaviour
 before), and for webdataset's WebLoader on the same tars (simplejpeg decode, batch 64, same
-workers). litdata's StreamingDataLoader (same JPEGs written by `litdata.optimize`, simplejpeg
-decode, batch 64, same workers) runs in a process of its own; `make bench` installs litdata (it
-is not a dependency of the project).
+workers), and for litdata's StreamingDataLoader (the same JPEGs written by `litdata.optimize`,
+256 per chunk as per shard, simplejpeg decode, batch 64, same workers) in a process of its own.
+litdata is in the `bench` extra (`pip install -e ".[bench]"`, which `make bench` runs): without it
+this benchmark stops before measuring anything.
 Shards: BENCH_WORKER_IMAGES (default 2048) 224x224 JPEGs, 256 per shard. Rounds interleaved,
 median (the machine may be shared). Run: `.venv/bin/python bench/bench_workers.py`.
 """
@@ -28,7 +29,7 @@ import simplejpeg
 import torch
 
 os.environ.setdefault("BENCH_REMOTE_IMAGES", os.environ.get("BENCH_WORKER_IMAGES", "2048"))
-from bench_remote import BATCH, SIZE, make_shards  # noqa: E402
+from bench_remote import BATCH, PER_SHARD, SIZE, make_shards  # noqa: E402
 
 from babylm.train.data import build_loader  # noqa: E402
 
@@ -61,16 +62,19 @@ def webloader(shards: Path, workers: int) -> float:
     return n / (time.perf_counter() - t)
 
 
-# litdata runs in a process of its own (`litdata_rate`): importing it switches multiprocessing to
-# spawn for everything after, which would change how the other loaders start their workers.
-if "--litdata" in sys.argv:  # that process, and the workers it spawns (they get its argv)
+# litdata runs in processes of its own: one writes its data set (`litdata_write`), and each
+# measurement is another (`litdata_rate`). `litdata.optimize` switches multiprocessing to spawn for
+# the whole process, so the loaders measured after it in the same process would start their workers
+# otherwise than the others do (fork); each StreamingDataLoader starts them as ours do.
+if "--litdata" in sys.argv:  # a measuring process (and its workers, where they are spawned)
     import litdata
+    from litdata.streaming.sampler import ChunkedIndex
 
     class DecodedStream(litdata.StreamingDataset):
-        """litdata's dataset of the same JPEGs, decoded as ours are (module level: spawned
-        workers unpickle it by name)."""
+        """litdata's dataset of the same JPEGs, decoded as ours are (module level, so that workers
+        started by spawn can unpickle it by name)."""
 
-        def __getitem__(self, index):  # type: ignore[override]
+        def __getitem__(self, index: ChunkedIndex | int) -> torch.Tensor:
             return torch.from_numpy(
                 simplejpeg.decode_jpeg(super().__getitem__(index)["jpg"], colorspace="RGB")
             )
@@ -81,41 +85,57 @@ def _as_litdata_sample(jpg: bytes) -> dict[str, bytes]:
     return {"jpg": jpg}
 
 
-def _litdata_process(shards: Path, root: Path, workers: int) -> None:
-    """Write the same JPEGs with litdata.optimize (once), then print the images/s of one epoch."""
+def _litdata_write(shards: Path, out: Path) -> None:
+    """Write the JPEGs of the shards with litdata.optimize, PER_SHARD to a chunk as to a shard (each
+    worker reads whole chunks, as ours read whole shards)."""
+    import litdata
+
     from babylm.shards import iter_tar_samples
 
-    out = root / "litdata"
-    if not out.exists():
-        samples = []
-        for tar in sorted(shards.glob("*.tar")):
-            with open(tar, "rb") as f:
-                samples += [s["jpg"] for s in iter_tar_samples(f, str(tar))]
-        litdata.optimize(
-            fn=_as_litdata_sample, inputs=samples, output_dir=str(out), chunk_bytes="64MB", num_workers=1
-        )
+    samples: list[bytes] = []
+    for tar in sorted(shards.glob("*.tar")):
+        with open(tar, "rb") as f:
+            samples += [s["jpg"] for s in iter_tar_samples(f, str(tar))]
+    litdata.optimize(
+        fn=_as_litdata_sample, inputs=samples, output_dir=str(out), chunk_size=PER_SHARD, num_workers=1
+    )
+
+
+def _litdata_measure(out: Path, workers: int) -> None:
+    """Print the images/s of one epoch of litdata's StreamingDataLoader over the data set `out`."""
     loader = litdata.StreamingDataLoader(DecodedStream(str(out)), batch_size=BATCH, num_workers=workers)
     t = time.perf_counter()
     n = sum(len(b) for b in loader)
     print(n / (time.perf_counter() - t))
 
 
-def litdata_rate(shards: Path, root: Path, workers: int) -> float | None:
-    """litdata's StreamingDataLoader images/s in its own process; None if litdata is not installed."""
-    if importlib.util.find_spec("litdata") is None:
-        return None
-    args = [sys.executable, __file__, "--litdata", str(shards), str(root), str(workers)]
-    result = subprocess.run(args, capture_output=True, text=True)
+def _run_self(*args: str) -> str:
+    """Run this script with the given arguments in a process of its own; its standard output."""
+    result = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"the litdata measurement failed:\n{result.stderr[-3000:]}")
-    return float(result.stdout.split()[-1])
+        raise RuntimeError(f"{' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def litdata_write(shards: Path, out: Path) -> None:
+    """litdata's data set of the same JPEGs, written in a process of its own."""
+    _run_self("--litdata-write", str(shards), str(out))
+
+
+def litdata_rate(out: Path, workers: int) -> float:
+    """litdata's StreamingDataLoader images/s over `out`, measured in a process of its own."""
+    return float(_run_self("--litdata", str(out), str(workers)).split()[-1])
 
 
 def main() -> None:
+    if importlib.util.find_spec("litdata") is None:
+        sys.exit('litdata is not installed: `.venv/bin/pip install -e ".[bench]"` (or `make bench`)')
     torch.set_num_threads(1)
     root = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     try:
         shards = make_shards(root / "shards")
+        lit = root / "litdata"
+        litdata_write(shards, lit)
         ours(shards, 0)  # warm the page cache and imports
         rows: dict[str, list[float]] = {}
         for _ in range(ROUNDS):
@@ -127,20 +147,20 @@ def main() -> None:
                     ours(shards, w, recycle=False) / base
                 )
                 rows.setdefault(f"webdataset WebLoader, {w} workers", []).append(webloader(shards, w) / base)
-                lit = litdata_rate(shards, root, w)
-                if lit is not None:
-                    rows.setdefault(f"litdata StreamingDataLoader, {w} workers", []).append(lit / base)
+                rows.setdefault(f"litdata StreamingDataLoader, {w} workers", []).append(
+                    litdata_rate(lit, w) / base
+                )
         print(f"in-process rate (workers=0): {np.median(rows.pop('in-process')):.0f} images/s")
         for name, values in rows.items():
             print(f"RESULT {name} vs in-process: {np.median(values):.2f}x")
-        if not any(k.startswith("litdata") for k in rows):
-            print("litdata not installed: StreamingDataLoader skipped")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    if "--litdata" in sys.argv:
-        _litdata_process(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
+    if "--litdata-write" in sys.argv:
+        _litdata_write(Path(sys.argv[2]), Path(sys.argv[3]))
+    elif "--litdata" in sys.argv:
+        _litdata_measure(Path(sys.argv[2]), int(sys.argv[3]))
     else:
         main()
