@@ -18,7 +18,7 @@ from babylm.prep.sources.localnarr import LocalNarrConfig
 from babylm.prep.text.run import TextConfig
 from babylm.prep.text.tokenizer import TokenizerConfig
 
-SHARDING = ShardingConfig(out="/tmp/x")
+SHARDING = ShardingConfig(out="shards/x")  # validated only, never written
 
 BAD = {
     "--samples-per-shard": lambda: ShardingConfig(out="o", samples_per_shard=0),
