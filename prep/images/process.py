@@ -65,6 +65,13 @@ class ImagePolicy:
                 f"--min-size and --max-pixels must be at least 1, got {self.min_size}, {self.max_pixels}"
             )
 
+    @property
+    def max_file_bytes(self) -> int:
+        """The largest image file read: 8 bytes a pixel (16-bit RGBA, uncompressed) at
+        `max_pixels`, plus 1 MiB of headers and metadata. Derived from `max_pixels`, so the
+        manifest's params already record it; checked from the file's size before reading."""
+        return 8 * self.max_pixels + (1 << 20)
+
     def to_params(self) -> dict[str, Any]:
         """The policy plus the fixed choices, as recorded in the manifest."""
         d = asdict(self)
@@ -207,10 +214,12 @@ def process_image(data: bytes, policy: ImagePolicy) -> ProcessedImage:
     """Decode, orient, convert to RGB, resize and re-encode one image; raise ImageSkip if unusable."""
     if not data:
         raise ImageSkip("empty_file", "0 bytes")
+    if len(data) > policy.max_file_bytes:
+        raise ImageSkip("too_large", f"{len(data)} bytes, more than {policy.max_file_bytes}")
     kind = sniff(data)
     if kind is None:
-        head = data[:16].decode("latin-1").encode("unicode_escape").decode("ascii")
-        raise ImageSkip("not_an_image", f"content starts with {head!r}")
+        # Never quote the bytes: a row may name a file that is not meant to be read (a secret).
+        raise ImageSkip("not_an_image", f"not a known image format ({len(data)} bytes)")
     # PIL's own bomb guard runs inside Image.open; keep it at least as loose as ours, and turn
     # its warning into an error so that it can only ever mean `too_large`.
     if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < policy.max_pixels:

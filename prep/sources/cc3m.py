@@ -6,7 +6,9 @@ download report, one row per caption row in the same order, in the current 6-col
 old 7-column one `url, folder, status, mimetype, size, file, headers` (detected from the first
 row). Images are `training/<row>_<crc32(url)>` without extension; their bytes decide the format.
 
-Rows skipped while listing: `download_failed` (no file in the report), `not_jpeg_mime` (only with
+A report's `file` is read only inside the CC-3M folder and only if it is a regular file of at
+most the image size limit (`outside_root`, `not_a_file`, `bad_path`, `too_large`; see
+`rawfile`). Rows skipped while listing: `download_failed` (no file in the report), `not_jpeg_mime` (only with
 --jpeg-only: the original kept only rows whose MIME type said JPEG), `malformed_row`,
 `bad_encoding`, `empty_caption`, and `duplicate`: the same url with the same cleaned caption as
 an earlier row (the first one is kept; the same url with another caption is a new sample).
@@ -23,9 +25,10 @@ from babylm.prep.errors import ConfigError
 from babylm.prep.images.process import ImagePolicy
 from babylm.prep.sharding.config import ShardingConfig
 from babylm.prep.sharding.plan import FileLoc, Row, RowSet
-from babylm.prep.sources.common import image_members, read_payload, run_rows
+from babylm.prep.sources.common import image_members, run_rows
 from babylm.prep.sources.downloader import SPLIT_FILES, DownloaderRows
 from babylm.prep.sources.img2dataset import list_img2dataset, read_tar_sample
+from babylm.prep.sources.rawfile import RawTree
 from babylm.shards import Manifest
 
 CAPTION_RULE = "cc3m: strip, then remove the space before . : ! , ? ;"
@@ -35,17 +38,18 @@ DUPLICATE_RULE = "same url and same cleaned caption as an earlier row (the first
 class Cc3mProcessor:
     """Reads one row's image (a file, or a member of an img2dataset tar) and builds its sample."""
 
-    def __init__(self, policy: ImagePolicy, base_info: dict[str, Any], src: Path):
+    def __init__(self, policy: ImagePolicy, base_info: dict[str, Any], src: Path, tree: RawTree):
         self.policy = policy
         self.base_info = base_info
         self.src = str(src)
+        self.tree = tree
 
     def __call__(self, row: Row) -> dict[str, Any]:
         info = dict(self.base_info, **row.info)
         if isinstance(row.loc, FileLoc):  # a downloader file, relative to the CC-3M folder
-            data = read_payload(os.path.join(self.src, row.loc.path))
+            data = self.tree.read(os.path.join(self.src, row.loc.path), self.policy.max_file_bytes)
         else:
-            data, extra = read_tar_sample(row.loc)
+            data, extra = read_tar_sample(row.loc, self.policy.max_file_bytes)
             info.update(extra)
         return image_members(data, row.caption or "", info, self.policy)
 
@@ -94,7 +98,10 @@ def run_cc3m(cfg: Cc3mConfig) -> Manifest | None:
     params.update(
         caption_cleaning=CAPTION_RULE, duplicates=DUPLICATE_RULE, image=cfg.image.to_params(), inputs=inputs
     )
-    processor = Cc3mProcessor(cfg.image, {"source": "cc3m", "split": cfg.split}, cfg.src)
+    # The report's file names must stay inside the CC-3M folder (or its split folder, which may
+    # be a symlink to another disk).
+    tree = RawTree([cfg.src, cfg.src / cfg.split])
+    processor = Cc3mProcessor(cfg.image, {"source": "cc3m", "split": cfg.split}, cfg.src, tree)
     return run_rows(
         kind="image_text", name=cfg.name, rows=rows, processor=processor, params=params, sharding=cfg.sharding
     )

@@ -1,6 +1,7 @@
 """What the image-caption sources share: key fragments, reading payloads, sample assembly, running.
 
 Readers raise `RowSkip` for a row that cannot become a sample (the sharding engine counts it);
+the files a row names are read through `rawfile.RawTree` (confined to the raw tree, bounded);
 `run_rows` hands the listed rows to the sharding engine (`sharding.runner.run_job`).
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from typing import Any
 
 from babylm.prep.errors import RowSkip
@@ -25,23 +27,15 @@ def safe_key(text: Any) -> str:
     return _UNSAFE.sub("_", str(text))
 
 
-def read_payload(path: str | os.PathLike) -> bytes:
-    """The bytes of an image file; a missing or unreadable file is a skip, not a crash."""
+def read_range(path: str | os.PathLike, offset: int, size: int, limit: int) -> bytes:
+    """`size` bytes at `offset` of a file (a member of an uncompressed tar), if `size <= limit`."""
+    if size > limit:
+        raise RowSkip("too_large", f"{path}: a member of {size} bytes at offset {offset}, more than {limit}")
     try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError as e:
-        raise RowSkip("missing_file", str(path)) from e
-    except IsADirectoryError as e:
-        raise RowSkip("missing_file", f"{path} is a directory") from e
-    except OSError as e:
-        raise RowSkip("read_error", f"{path}: {e.strerror or e}") from e
-
-
-def read_range(path: str | os.PathLike, offset: int, size: int) -> bytes:
-    """`size` bytes at `offset` of a file (a member of an uncompressed tar)."""
-    try:
-        with open(path, "rb") as f:
+        # Non-blocking, then checked: a tar replaced by a FIFO since the listing must not block.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise RowSkip("not_a_file", f"{path} is no longer a regular file")
             f.seek(offset)
             data = f.read(size)
     except OSError as e:

@@ -23,6 +23,7 @@ from babylm.prep.sharding.plan import FileLoc, Row
 from babylm.prep.sources.captions import clean_cc3m_caption
 from babylm.prep.sources.lines import iter_lines, read_lines_at, scan_lines
 from babylm.prep.sources.listing import Arrays, cached_listing, file_stats, first_of_repeats
+from babylm.prep.sources.rawfile import check_input_file
 
 SPLIT_FILES = {
     "training": ("Train_GCC-training.tsv", "downloaded_training_report.tsv"),
@@ -44,11 +45,15 @@ MISMATCH = 255
 CODE = {name: i for i, name in enumerate(STATUS)}
 
 
-def split_report_line(line: str) -> list[str]:
-    """Fields of one report row; pandas quotes fields with quotes or tabs, csv undoes that."""
+def split_report_line(line: str) -> list[str] | None:
+    """Fields of one report row; pandas quotes fields with quotes or tabs, csv undoes that.
+    None for a quoted row csv cannot split (a field over csv's size limit, a stray quote)."""
     if '"' not in line:
         return line.split("\t")
-    return next(csv.reader([line], delimiter="\t"))
+    try:
+        return next(csv.reader([line], delimiter="\t"), [])
+    except csv.Error:
+        return None
 
 
 def _decoded_lines(path: Path) -> Iterator[str]:
@@ -64,7 +69,7 @@ def detect_report_layout(path: Path) -> tuple[str, ...]:
     first = next((line for line in _decoded_lines(path) if line), None)
     if first is None:
         return REPORT_6COL
-    fields = split_report_line(first)
+    fields = split_report_line(first) or first.split("\t")
     if fields[0].startswith(("http://", "https://")) and len(fields) == len(REPORT_7COL):
         return REPORT_7COL
     if len(fields) != len(REPORT_6COL):
@@ -108,6 +113,9 @@ def classify(rules: Rules, i: int, cap_raw: bytes, rep_raw: bytes) -> Row | None
     url = cap_fields[1].strip() if len(cap_fields) > 1 else ""
     info: dict[str, Any] = {"row": i, "url": url}
     fields = split_report_line(rep_line)
+    if fields is None:
+        detail = f"{rules.rep_name}:{i + 1}: quoted fields that cannot be split"
+        return Row(key, None, None, info, "malformed_row", detail)
     if len(fields) != len(rules.layout):
         detail = f"{rules.rep_name}:{i + 1}: expected {len(rules.layout)} fields, got {len(fields)}"
         return Row(key, None, None, info, "malformed_row", detail)
@@ -175,8 +183,9 @@ class DownloaderRows:
         cap_name, rep_name = SPLIT_FILES[split]
         self.cap_path, self.rep_path = src / cap_name, src / rep_name
         for p in (self.cap_path, self.rep_path):
-            if not p.is_file():
+            if not p.exists():
                 raise InputError(f"{p}: not found; is {src} the Conceptual-3M folder (see --root / --src)?")
+            check_input_file(p, "caption TSV" if p == self.cap_path else "download report")
         layout = detect_report_layout(self.rep_path)
         self.rules = Rules(split, cap_name, rep_name, layout, jpeg_only)
         key = {"source": "cc3m-downloader", "split": split, "jpeg_only": jpeg_only}

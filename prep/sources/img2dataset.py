@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tarfile
 from pathlib import Path
 from typing import Any
 
-from babylm.prep.errors import InputError
+from babylm.prep.errors import InputError, RowSkip
 from babylm.prep.sharding.plan import Row, TarMemberLoc
 from babylm.prep.sources.captions import clean_cc3m_caption
-from babylm.prep.sources.common import read_range
+from babylm.prep.sources.common import read_range, safe_key
+from babylm.prep.sources.rawfile import RawTree, check_input_file
+from babylm.prep.sources.rowdata import DATA_ERRORS
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+# A caption member is read while listing; anything this large is not a caption.
+CAPTION_MAX_BYTES = 1 << 20
+# The `.json` sidecar is optional metadata; a larger one is ignored, not read.
+SIDECAR_MAX_BYTES = 1 << 20
 
 
 def _read_parquet(path: Path) -> list[dict[str, Any]]:
@@ -36,7 +43,8 @@ def _read_parquet(path: Path) -> list[dict[str, Any]]:
 
 
 def _scan_tar(path: Path) -> dict[str, dict[str, Any]]:
-    """Members by key: {ext: (offset, size)} plus the decoded `.txt` caption."""
+    """Members by key: {ext: (offset, size)} plus the decoded `.txt` caption (None when the
+    member is larger than a caption can be; the row is then `too_large`)."""
     members: dict[str, dict[str, Any]] = {}
     try:
         with tarfile.open(path, "r:") as tar:
@@ -47,7 +55,9 @@ def _scan_tar(path: Path) -> dict[str, dict[str, Any]]:
                 key, _, ext = base.partition(".")
                 entry = members.setdefault(key, {"member": {}})
                 entry["member"][ext.lower()] = (m.offset_data, m.size)
-                if ext == "txt":
+                if ext == "txt" and m.size > CAPTION_MAX_BYTES:
+                    entry["caption"] = None
+                elif ext == "txt":
                     entry["caption"] = tar.extractfile(m).read().decode("utf-8", "replace")  # type: ignore[union-attr]
     except tarfile.TarError as e:
         raise InputError(f"{path}: not a readable tar: {e}") from e
@@ -59,6 +69,9 @@ def list_img2dataset(folder: Path, split: str) -> tuple[list[Row], dict[str, Any
     tars = sorted(folder.glob("*.tar"))
     if not tars:
         raise InputError(f"{folder}: no *.tar shards; pass the img2dataset output folder with --src")
+    tree = RawTree([folder])
+    for tar_path in tars:  # before opening any: a FIFO would block, a device would not end
+        check_input_file(tar_path, "img2dataset shard", tree)
     rows: list[Row] = []
     seen_keys: set[str] = set()
     seen_pairs: dict[tuple[str, str], str] = {}
@@ -70,6 +83,8 @@ def list_img2dataset(folder: Path, split: str) -> tuple[list[Row], dict[str, Any
         total += size
         members = _scan_tar(tar_path)
         parquet = tar_path.with_suffix(".parquet")
+        if parquet.exists() or parquet.is_symlink():
+            check_input_file(parquet, "img2dataset parquet", tree)
         listed = _read_parquet(parquet) if parquet.exists() else []
         by_key = {str(r["key"]): r for r in listed}
         # Parquet order first (it lists failures too), then members it does not list.
@@ -78,7 +93,7 @@ def list_img2dataset(folder: Path, split: str) -> tuple[list[Row], dict[str, Any
             rec = by_key.get(k, {})
             url = rec.get("url") or ""
             info: dict[str, Any] = {"i2d_key": k, "url": url} if url else {"i2d_key": k}
-            key = f"cc3m-{split}-i2d-{k}"
+            key = f"cc3m-{split}-i2d-{safe_key(k)}"  # a parquet key may hold '.' or '/'
             got = members.get(k)
             if key in seen_keys:
                 rows.append(Row(key, None, None, info, "duplicate", f"key {k} seen in an earlier shard"))
@@ -97,6 +112,10 @@ def list_img2dataset(folder: Path, split: str) -> tuple[list[Row], dict[str, Any
                 )
                 continue
             info["file"] = f"{tar_path.name}:{k}.{ext}"
+            if got.get("caption", "") is None:
+                detail = f"{tar_path.name}: {k}.txt is larger than {CAPTION_MAX_BYTES} bytes"
+                rows.append(Row(key, None, None, info, "too_large", detail))
+                continue
             caption = clean_cc3m_caption(got.get("caption", ""))
             if not caption:
                 rows.append(Row(key, None, None, info, "empty_caption", f"{tar_path.name}: {k}.txt"))
@@ -114,17 +133,27 @@ def list_img2dataset(folder: Path, split: str) -> tuple[list[Row], dict[str, Any
     return rows, inputs
 
 
-def read_tar_sample(loc: TarMemberLoc) -> tuple[bytes, dict[str, Any]]:
-    """Image bytes of one tar member and what its `.json` says about the original download."""
-    data = read_range(loc.path, loc.offset, loc.size)
+def read_tar_sample(loc: TarMemberLoc, limit: int) -> tuple[bytes, dict[str, Any]]:
+    """Image bytes of one tar member (at most `limit`) and what its `.json` says about the
+    original download."""
+    data = read_range(loc.path, loc.offset, loc.size, limit)
     extra: dict[str, Any] = {}
     if loc.json_offset >= 0:
         try:
-            meta = json.loads(read_range(loc.path, loc.json_offset, loc.json_size))
-        except Exception:  # a broken sidecar costs the metadata, not the image
+            meta = json.loads(read_range(loc.path, loc.json_offset, loc.json_size, SIDECAR_MAX_BYTES))
+        except (RowSkip, *DATA_ERRORS):  # a broken sidecar costs the metadata, not the image
             meta = {}
         if isinstance(meta, dict):
             for field in ("url", "original_width", "original_height"):
-                if meta.get(field) is not None:
+                if _plain(meta.get(field)):
                     extra[field] = meta[field]
     return data, extra
+
+
+def _plain(value: Any) -> bool:
+    """A sidecar value worth keeping: a string or a finite number (not a nested structure)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, (str, int))

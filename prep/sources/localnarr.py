@@ -6,6 +6,9 @@ Layouts:
   follows the last `_`) picks the image folder: `MSCOCO/{image_id:012}.jpg` (integer id),
   `OpenImages/{image_id}.jpg`, `OpenImages_test/{image_id}.jpg`. The annotation files are read
   by the workers, so a malformed one is counted (`malformed_json`) where it is met.
+
+Annotation and image files are read only inside the folder (and its image folders) and only if
+they are regular files of bounded size (`outside_root`, `not_a_file`, `bad_path`, `too_large`).
 - `jsonl`: the official release files, one annotation per line (dataset_id, image_id,
   annotator_id, caption, ...); `dataset_id` picks the image folder the same way (mscoco*/coco* ->
   MSCOCO, open_images_test* -> OpenImages_test, other open_images* -> OpenImages). Blank lines
@@ -18,7 +21,6 @@ Other sources (Flickr30k, ADE20k) are counted as `unknown_source`.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +31,10 @@ from babylm.prep.images.process import ImagePolicy
 from babylm.prep.sharding.config import ShardingConfig
 from babylm.prep.sharding.plan import AnnotationLoc, FileLoc, Row, RowSet
 from babylm.prep.sources.captions import clean_ln_caption
-from babylm.prep.sources.common import image_members, read_payload, run_rows, safe_key
+from babylm.prep.sources.common import image_members, run_rows, safe_key
 from babylm.prep.sources.narratives import PREFIX_FOLDERS, NarrativeRows, annotation_fields, image_path
+from babylm.prep.sources.rawfile import RawTree
+from babylm.prep.sources.rowdata import parse_json
 from babylm.shards import Manifest
 
 CAPTION_RULE = "ln: U+00A0 to space, whitespace collapsed"
@@ -47,8 +51,10 @@ def list_anno_rows(src: Path) -> tuple[list[Row], dict[str, Any]]:
         raise InputError(
             f"{folder}: not found; is {src} the LocalNarratives/LocalNarratives folder (see --root / --src)?"
         )
+    # Every *.json entry is a row, whatever it is: a FIFO or a dangling link is counted where a
+    # worker meets it (`not_a_file`, `missing_file`), not dropped unseen.
     with os.scandir(folder) as it:
-        names = sorted(e.name for e in it if e.name.endswith(".json") and e.is_file())
+        names = sorted(e.name for e in it if e.name.endswith(".json"))
     rows = []
     for name in names:
         stem = name[: -len(".json")]
@@ -63,21 +69,30 @@ def list_anno_rows(src: Path) -> tuple[list[Row], dict[str, Any]]:
     return rows, {"annotation_files": len(names), "names_sha256": digest}
 
 
+# An annotation file holds one narrative with its mouse traces: kilobytes, rarely a megabyte.
+ANNOTATION_MAX_BYTES = 64 << 20
+
+
+def raw_tree(base: Path, anno: bool) -> RawTree:
+    """The folders rows may read from: the base, its image folders (each may be a symlink to
+    another disk) and, for the anno layout, `all_anno`."""
+    folders = [base, *(base / f for f in PREFIX_FOLDERS.values())]
+    return RawTree([*folders, base / "all_anno"] if anno else folders)
+
+
 class LnProcessor:
     """Reads the annotation (anno layout) and the image of one row, and builds its sample."""
 
-    def __init__(self, policy: ImagePolicy):
+    def __init__(self, policy: ImagePolicy, tree: RawTree):
         self.policy = policy
+        self.tree = tree
 
     def __call__(self, row: Row) -> dict[str, Any]:
         info = dict(source="localized_narratives", **row.info)
         loc = row.loc
         if isinstance(loc, AnnotationLoc):
             prefix = loc.prefix
-            try:
-                obj = json.loads(read_payload(loc.path))
-            except (ValueError, UnicodeDecodeError) as e:
-                raise RowSkip("malformed_json", f"{row.info['annotation']}: {e}") from None
+            obj = parse_json(self.tree.read(loc.path, ANNOTATION_MAX_BYTES), row.info["annotation"])
             image_id, caption_raw, facts = annotation_fields(obj)
             info.update(facts, split=str(facts.get("dataset_id", prefix)))
             caption = clean_ln_caption(caption_raw)
@@ -88,7 +103,8 @@ class LnProcessor:
             assert isinstance(loc, FileLoc)
             caption, path = row.caption or "", Path(loc.path)
         info["image"] = f"{path.parent.name}/{path.name}"
-        return image_members(read_payload(path), caption, info, self.policy)
+        data = self.tree.read(path, self.policy.max_file_bytes)
+        return image_members(data, caption, info, self.policy)
 
 
 LAYOUTS = ("anno", "jsonl")
@@ -126,12 +142,15 @@ def run_localnarr(cfg: LocalNarrConfig) -> Manifest | None:
     rows: RowSet | list[Row]
     if cfg.layout == "anno":
         rows, inputs = list_anno_rows(src)
+        tree = raw_tree(src, anno=True)
     else:
         files = list(cfg.jsonl_files) or sorted(src.glob("*.jsonl"))
         if not files:
             raise InputError(f"{src}: no *.jsonl files; pass them with --jsonl")
-        listed = NarrativeRows(files, Path(cfg.images) if cfg.images else src, cfg.sharding.out)
+        images = Path(cfg.images) if cfg.images else src
+        listed = NarrativeRows(files, images, cfg.sharding.out)
         rows, inputs = listed, listed.facts
+        tree = raw_tree(images, anno=False)
     params = {
         "source": "localized_narratives",
         "layout": cfg.layout,
@@ -144,7 +163,7 @@ def run_localnarr(cfg: LocalNarrConfig) -> Manifest | None:
         kind="image_text",
         name="localnarr",
         rows=rows,
-        processor=LnProcessor(cfg.image),
+        processor=LnProcessor(cfg.image, tree),
         params=params,
         sharding=cfg.sharding,
     )

@@ -23,6 +23,8 @@ from babylm.prep.sources.captions import clean_ln_caption
 from babylm.prep.sources.common import safe_key
 from babylm.prep.sources.lines import iter_lines, read_lines_at, scan_lines
 from babylm.prep.sources.listing import Arrays, cached_listing, file_stats, first_of_repeats
+from babylm.prep.sources.rawfile import check_input_file
+from babylm.prep.sources.rowdata import DATA_ERRORS, describe
 
 PREFIX_FOLDERS = {"mscoco": "MSCOCO", "open_images": "OpenImages", "open_images_test": "OpenImages_test"}
 STATUS = ("ok", "malformed_json", "unknown_source", "empty_caption", "same_annotation", "same_pair")
@@ -46,12 +48,25 @@ def image_path(images: Path, prefix: str, image_id: Any) -> Path:
     if prefix == "mscoco":
         try:
             return images / PREFIX_FOLDERS[prefix] / f"{int(image_id):012d}.jpg"
-        except (TypeError, ValueError):
-            raise RowSkip("malformed_json", f"COCO image_id {image_id!r} is not an integer") from None
+        except DATA_ERRORS:
+            raise RowSkip("malformed_json", f"COCO image_id {_short(image_id)} is not an integer") from None
     text = str(image_id)
-    if not text or "/" in text or text in (".", ".."):
-        raise RowSkip("malformed_json", f"image_id {image_id!r} is not a file name")
+    if not text or "/" in text or "\x00" in text or text in (".", ".."):
+        raise RowSkip("malformed_json", f"image_id {_short(image_id)} is not a file name")
     return images / PREFIX_FOLDERS[prefix] / f"{text}.jpg"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# The fields an annotation's facts keep, and the JSON types each may have (bool is not an id).
+_FACT_TYPES: dict[str, tuple[type, ...]] = {
+    "dataset_id": (str,),
+    "image_id": (str, int),
+    "annotator_id": (str, int),
+}
 
 
 def annotation_fields(obj: Any) -> tuple[Any, str, dict[str, Any]]:
@@ -63,7 +78,11 @@ def annotation_fields(obj: Any) -> tuple[Any, str, dict[str, Any]]:
     caption = obj.get("caption")
     if not isinstance(caption, str):
         raise RowSkip("malformed_json", "no caption string")
-    facts = {k: obj[k] for k in ("dataset_id", "image_id", "annotator_id") if obj.get(k) is not None}
+    facts = {k: obj[k] for k in _FACT_TYPES if obj.get(k) is not None}
+    for k, v in facts.items():
+        if isinstance(v, bool) or not isinstance(v, _FACT_TYPES[k]):
+            wanted = " or ".join("a string" if t is str else "an integer" for t in _FACT_TYPES[k])
+            raise RowSkip("malformed_json", f"{k} is {type(v).__name__}, expected {wanted}")
     return obj["image_id"], caption, facts
 
 
@@ -75,9 +94,11 @@ def classify(raw: bytes, name: str, line_no: int, images: Path) -> tuple[Row, st
     fallback_key = f"ln-{safe_key(Path(name).stem)}-L{line_no}"
     try:
         # UTF-8, as the release is: json.loads would guess UTF-16 from a line's first bytes.
-        image_id, caption_raw, facts = annotation_fields(json.loads(raw.decode("utf-8")))
-    except (ValueError, UnicodeDecodeError) as e:
-        return Row(fallback_key, None, None, info, "malformed_json", f"{where}: {e}"), ""
+        obj = json.loads(raw.decode("utf-8"))
+    except DATA_ERRORS as e:  # not UTF-8 (a ValueError too), not JSON, nested too deeply
+        return Row(fallback_key, None, None, info, "malformed_json", f"{where}: {describe(e)}"), ""
+    try:
+        image_id, caption_raw, facts = annotation_fields(obj)
     except RowSkip as e:
         return Row(fallback_key, None, None, info, e.reason, f"{where}: {e.detail}"), ""
     info.update(facts)
@@ -122,6 +143,8 @@ class NarrativeRows:
 
     def __init__(self, paths: list[Path], images: Path, out_dir: Path):
         self.paths = [Path(p) for p in paths]
+        for p in self.paths:
+            check_input_file(p, "JSONL annotations")
         self.images = Path(images)
         key = {"source": "localnarr-jsonl", "images": str(self.images.resolve())}
         key["inputs"] = file_stats(self.paths)
