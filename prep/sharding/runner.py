@@ -26,8 +26,9 @@ from tqdm import tqdm
 
 from babylm.prep.errors import RowSkip
 from babylm.prep.images.resize import set_threads
+from babylm.prep.sharding.claim import claim_output
 from babylm.prep.sharding.config import ShardingConfig
-from babylm.prep.sharding.plan import Processor, Row, RowSet, make_plan
+from babylm.prep.sharding.plan import Processor, Row, RowSet, Units, make_plan
 from babylm.prep.sharding.records import (
     assemble,
     load_order,
@@ -38,7 +39,6 @@ from babylm.prep.sharding.records import (
     save_unit,
     shard_name,
     write_part_manifest,
-    write_plan,
 )
 from babylm.shards import Manifest, TarShardWriter
 
@@ -223,13 +223,30 @@ def run_job(job: Job) -> Manifest | None:
         cfg.samples_per_shard,
         order=lambda sha: load_order(out, sha, n),
     )
-    write_plan(out, plan, cfg.overwrite)
-    if not units.reused:
-        save_order(out, plan["plan_sha256"], units.order)
-    if cfg.plan_only:
-        return None
     mine = [u for u in range(len(units)) if cfg.part is None or u % cfg.part[1] == cfg.part[0]]
-    remove_partials(out, mine, all_files=cfg.part is None)
+    sha = plan["plan_sha256"]
+
+    def while_alone() -> None:
+        if not units.reused:
+            save_order(out, sha, units.order)
+        if not cfg.plan_only:
+            remove_partials(out, mine, all_files=cfg.part is None)
+
+    with claim_output(out, plan, cfg.overwrite, while_alone) as alone:
+        if not alone and not units.reused and load_order(out, sha, n) is None:
+            save_order(out, sha, units.order)
+        if cfg.plan_only:
+            return None
+        if not alone and cfg.part is not None:
+            # Other runs of this plan are live here: only this part's own units are its to clean.
+            remove_partials(out, mine, all_files=False)
+        return _run_units(job, units, mine, plan)
+
+
+def _run_units(job: Job, units: Units, mine: list[int], plan: dict[str, Any]) -> Manifest | None:
+    """Process the units of `mine` not yet complete, then assemble what is complete."""
+    cfg = job.sharding
+    out = cfg.out
     sha = plan["plan_sha256"]
     todo = [u for u in mine if load_unit(out, u, sha) is None]
     total_rows = sum(units.size(u) for u in todo)

@@ -23,6 +23,8 @@ from babylm.prep.sharding.config import ShardingConfig
 from babylm.prep.sharding.plan import ArrayRowLoc, Row
 from babylm.prep.sources.captions import CLEANERS
 from babylm.prep.sources.common import run_rows, safe_key
+from babylm.prep.sources.rawfile import check_input_file
+from babylm.prep.sources.rowdata import DATA_ERRORS, describe
 from babylm.shards import Manifest
 
 CLEAN_RULES = {
@@ -65,8 +67,8 @@ def list_feature_rows(
     data = captions_path.read_bytes()
     try:
         captions = json.loads(data)
-    except ValueError as e:
-        raise InputError(f"{captions_path}: not valid JSON: {e}") from e
+    except DATA_ERRORS as e:
+        raise InputError(f"{captions_path}: not valid JSON: {describe(e)}") from None
     if not isinstance(captions, list):
         raise InputError(f"{captions_path}: expected a JSON list of captions, got {type(captions).__name__}")
     arrays = open_states(states)
@@ -153,13 +155,12 @@ class FeaturesConfig:
         object.__setattr__(self, "states", tuple(Path(p) for p in self.states))
         if self.cleaning not in ("auto", *CLEAN_RULES):
             raise ConfigError(f"--clean {self.cleaning}: choose auto or one of {', '.join(CLEAN_RULES)}")
-        if not self.captions.is_file():
-            raise ConfigError(f"--captions {self.captions}: no such file")
         if not self.states:
             raise ConfigError("--states: give at least one .npy array")
-        for p in self.states:
-            if not p.is_file():
-                raise ConfigError(f"--states {p}: no such file")
+        for option, p in [("--captions", self.captions), *(("--states", p) for p in self.states)]:
+            if not p.exists():
+                raise ConfigError(f"{option} {p}: no such file")
+            check_input_file(p, option)  # a FIFO or device would block or never end
 
     @property
     def dataset_name(self) -> str:

@@ -98,6 +98,9 @@ def corpus_files(root: Path, corpus: str, split: str) -> list[Path]:
     spec = CORPORA[corpus]
     folder = root / spec.folder(split)
     names = [f"{s}.{split}" for s in spec.sources]
+    for n in names:  # there but not a regular file (a FIFO would block, a device never end)
+        if (folder / n).exists() and not (folder / n).is_file():
+            raise InputError(f"{folder / n}: not a regular file; put the corpus file itself there")
     missing = [n for n in names if not (folder / n).is_file()]
     if missing:
         where = f"folder {folder}" if folder.is_dir() else f"folder {folder} (which does not exist)"
