@@ -24,7 +24,7 @@ from babylm.prep.sharding.plan import ArrayRowLoc, Row
 from babylm.prep.sources.captions import CLEANERS
 from babylm.prep.sources.common import run_rows, safe_key
 from babylm.prep.sources.rawfile import check_input_file
-from babylm.prep.sources.rowdata import DATA_ERRORS, describe
+from babylm.prep.sources.rowdata import DATA_ERRORS, describe, is_utf8_text
 from babylm.shards import Manifest
 
 CLEAN_RULES = {
@@ -92,6 +92,9 @@ def list_feature_rows(
                 item = item.get("caption", item.get("text"))
             if not isinstance(item, str):
                 detail = f"{captions_path.name}[{row}] is {type(item).__name__}, not a caption string"
+                rows.append(Row(key, None, None, info, "malformed_row", detail))
+            elif not is_utf8_text(item):
+                detail = f"{captions_path.name}[{row}] holds a lone surrogate (a \\u escape that is not text)"
                 rows.append(Row(key, None, None, info, "malformed_row", detail))
             elif not clean(item):
                 rows.append(Row(key, None, None, info, "empty_caption", f"{captions_path.name}[{row}]"))

@@ -20,7 +20,7 @@ from babylm.prep.sharding.plan import Row, TarMemberLoc
 from babylm.prep.sources.captions import clean_cc3m_caption
 from babylm.prep.sources.common import read_range, safe_key
 from babylm.prep.sources.rawfile import RawTree, check_input_file
-from babylm.prep.sources.rowdata import DATA_ERRORS
+from babylm.prep.sources.rowdata import DATA_ERRORS, printable_name
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 # A caption member is read while listing; anything this large is not a caption.
@@ -51,7 +51,7 @@ def _scan_tar(path: Path) -> dict[str, dict[str, Any]]:
             for m in tar:
                 if not m.isfile():
                     continue
-                base = m.name.rsplit("/", 1)[-1]
+                base = printable_name(m.name.rsplit("/", 1)[-1])  # tar names may not be UTF-8
                 key, _, ext = base.partition(".")
                 entry = members.setdefault(key, {"member": {}})
                 entry["member"][ext.lower()] = (m.offset_data, m.size)
@@ -79,7 +79,7 @@ def list_img2dataset(folder: Path, split: str) -> tuple[list[Row], dict[str, Any
     total = 0
     for tar_path in tars:
         size = tar_path.stat().st_size
-        names.update(f"{tar_path.name}\t{size}\n".encode())
+        names.update(f"{tar_path.name}\t{size}\n".encode("utf-8", "surrogateescape"))
         total += size
         members = _scan_tar(tar_path)
         parquet = tar_path.with_suffix(".parquet")
@@ -111,7 +111,7 @@ def list_img2dataset(folder: Path, split: str) -> tuple[list[Row], dict[str, Any
                     Row(key, None, None, info, "missing_file", f"{tar_path.name} has no image for key {k}")
                 )
                 continue
-            info["file"] = f"{tar_path.name}:{k}.{ext}"
+            info["file"] = f"{printable_name(tar_path.name)}:{k}.{ext}"
             if got.get("caption", "") is None:
                 detail = f"{tar_path.name}: {k}.txt is larger than {CAPTION_MAX_BYTES} bytes"
                 rows.append(Row(key, None, None, info, "too_large", detail))

@@ -34,7 +34,7 @@ from babylm.prep.sources.captions import clean_ln_caption
 from babylm.prep.sources.common import image_members, run_rows, safe_key
 from babylm.prep.sources.narratives import PREFIX_FOLDERS, NarrativeRows, annotation_fields, image_path
 from babylm.prep.sources.rawfile import RawTree
-from babylm.prep.sources.rowdata import parse_json
+from babylm.prep.sources.rowdata import parse_json, printable_name
 from babylm.shards import Manifest
 
 CAPTION_RULE = "ln: U+00A0 to space, whitespace collapsed"
@@ -59,13 +59,13 @@ def list_anno_rows(src: Path) -> tuple[list[Row], dict[str, Any]]:
     for name in names:
         stem = name[: -len(".json")]
         prefix, _, uid = stem.rpartition("_")
-        info = {"annotation": f"all_anno/{name}"}
+        info = {"annotation": f"all_anno/{printable_name(name)}"}
         key = f"ln-{safe_key(prefix)}-{safe_key(uid)}"
         if prefix not in PREFIX_FOLDERS or not uid:
             rows.append(Row(key, None, None, info, "unknown_source", f"file name prefix {prefix!r}"))
         else:
             rows.append(Row(key, None, AnnotationLoc(str(folder / name), str(src), prefix), info))
-    digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
+    digest = hashlib.sha256("\n".join(names).encode("utf-8", "surrogateescape")).hexdigest()
     return rows, {"annotation_files": len(names), "names_sha256": digest}
 
 

@@ -24,7 +24,7 @@ from babylm.prep.sources.common import safe_key
 from babylm.prep.sources.lines import iter_lines, read_lines_at, scan_lines
 from babylm.prep.sources.listing import Arrays, cached_listing, file_stats, first_of_repeats
 from babylm.prep.sources.rawfile import check_input_file
-from babylm.prep.sources.rowdata import DATA_ERRORS, describe
+from babylm.prep.sources.rowdata import DATA_ERRORS, describe, is_utf8_text, printable_name
 
 PREFIX_FOLDERS = {"mscoco": "MSCOCO", "open_images": "OpenImages", "open_images_test": "OpenImages_test"}
 STATUS = ("ok", "malformed_json", "unknown_source", "empty_caption", "same_annotation", "same_pair")
@@ -83,6 +83,9 @@ def annotation_fields(obj: Any) -> tuple[Any, str, dict[str, Any]]:
         if isinstance(v, bool) or not isinstance(v, _FACT_TYPES[k]):
             wanted = " or ".join("a string" if t is str else "an integer" for t in _FACT_TYPES[k])
             raise RowSkip("malformed_json", f"{k} is {type(v).__name__}, expected {wanted}")
+    for k, v in [("caption", caption), *facts.items()]:
+        if isinstance(v, str) and not is_utf8_text(v):
+            raise RowSkip("malformed_json", f"{k} holds a lone surrogate (a \\u escape that is not text)")
     return obj["image_id"], caption, facts
 
 
@@ -128,7 +131,7 @@ def _listed_lines(paths: list[Path]) -> tuple[Arrays, dict[str, Any]]:
         files.append(np.full(len(keep), f, np.int32))
         numbers.append(keep.astype(np.int64) + 1)
         offsets.append(starts[keep])
-        inputs[path.name] = {"bytes": fp["bytes"], "sha256": fp["sha256"]}
+        inputs[printable_name(path.name)] = {"bytes": fp["bytes"], "sha256": fp["sha256"]}
     arrays = {
         "file": np.concatenate(files),
         "line": np.concatenate(numbers),
@@ -187,7 +190,7 @@ class NarrativeRows:
     def _classified(self, arrays: Arrays, idx: np.ndarray | None = None) -> Iterator[tuple[Row, str]]:
         """(row, annotation key) of the rows at `idx`, read back by offset; of every row (reading
         the files through) when `idx` is None."""
-        names = [p.name for p in self.paths]
+        names = [printable_name(p.name) for p in self.paths]
         lines: Iterable[bytes]
         if idx is None:
             rows: Iterable[int] = range(len(arrays["line"]))
@@ -217,7 +220,7 @@ class NarrativeRows:
 
     def take(self, indices: Sequence[int]) -> list[Row]:
         idx = np.asarray(indices, np.int64)
-        names = [p.name for p in self.paths]
+        names = [printable_name(p.name) for p in self.paths]
         rows = []
         for i, (row, _) in zip(idx.tolist(), self._classified(self.arrays, idx), strict=True):
             code = int(self.arrays["status"][i])

@@ -27,6 +27,21 @@ def describe(e: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+def is_utf8_text(text: str) -> bool:
+    """Whether `text` can be written as UTF-8: JSON's `\\ud800` escapes decode to lone
+    surrogates, which no output file can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_name(name: str) -> str:
+    """A file name as text: bytes that were not UTF-8 (kept by Python as surrogates) become U+FFFD."""
+    return name.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
 def parse_json(raw: bytes | str, where: str) -> Any:
     """The JSON value of one annotation or line, or RowSkip(`malformed_json`). Bytes are decoded
     as JSON's own detection does (UTF-8, or UTF-16/32 with their byte order)."""

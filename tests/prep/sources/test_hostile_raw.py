@@ -25,6 +25,7 @@ from tests.prep.raw_fixtures import (
     jpeg_bytes,
     write_cc3m_downloader,
     write_cc3m_img2dataset,
+    write_features,
     write_ln_anno,
     write_ln_jsonl,
 )
@@ -201,6 +202,7 @@ INF_LINE = '{"dataset_id": "mscoco_train2017", "image_id": Infinity, "annotator_
 INF_OI_LINE = '{"dataset_id": "open_images_train", "image_id": Infinity, "annotator_id": 1, "caption": "x"}'
 DEEP = "[" * 100_000 + "]" * 100_000
 WRONG_TYPES = '{"dataset_id": "open_images_train", "image_id": {"a": 1}, "annotator_id": 1, "caption": "x"}'
+SURROGATE = '{"dataset_id": "open_images_train", "image_id": "abc", "annotator_id": 1, "caption": "\\ud800"}'
 NUL_ID = '{"dataset_id": "open_images_train", "image_id": "ab\\u0000cd", "annotator_id": 1, "caption": "x"}'
 
 
@@ -238,6 +240,7 @@ def test_localnarr_anno_layout_hostile(tmp_path):
         "open_images_types.json": WRONG_TYPES.encode(),
         "open_images_nul.json": NUL_ID.encode(),
         "mscoco_bytes.json": b"\xff\xfe\x00garbage",
+        "open_images_surrogate.json": SURROGATE.encode(),
     }
     src = write_ln_anno(tmp_path / "raw", good, raw=raw)
     anno = src / "all_anno"
@@ -245,6 +248,8 @@ def test_localnarr_anno_layout_hostile(tmp_path):
     (anno / "mscoco_secret.json").symlink_to(secret)
     os.mkfifo(anno / "mscoco_fifo.json")
     (anno / "mscoco_dangling.json").symlink_to("gone.json")  # inside the tree, but not there
+    # A file name that is not UTF-8 names a good annotation: written, its name shown as U+FFFD.
+    (anno / os.fsdecode(b"mscoco_\xff\xfe.json")).write_text(json.dumps(good[1].record()))
     hostile = hostile_images(src, photo)
     for a in hostile:
         (anno / f"{a.prefix}_{a.uid}.json").write_text(json.dumps(a.record()))
@@ -253,8 +258,8 @@ def test_localnarr_anno_layout_hostile(tmp_path):
     m = open_dataset(out).manifest
     expected = Counter(malformed_json=len(raw), outside_root=3, not_a_file=3, missing_file=1)
     assert Counter(m.skipped) == expected
-    assert m.num_samples == len(good)
-    assert_accounted(out, len(good) + len(raw) + 4 + len(hostile))
+    assert m.num_samples == len(good) + 1
+    assert_accounted(out, len(good) + 1 + len(raw) + 4 + len(hostile))
     assert_no_leak(out)
 
 
@@ -263,7 +268,16 @@ def test_localnarr_jsonl_layout_hostile(tmp_path):
     good = good_annotations()
     images = tmp_path / "raw" / "images"
     hostile = hostile_images(images, photo)
-    lines = [INF_LINE, INF_OI_LINE, DEEP, WRONG_TYPES, NUL_ID, "[1, 2]", '{"caption": 5, "image_id": "1"}']
+    lines = [
+        INF_LINE,
+        INF_OI_LINE,
+        DEEP,
+        WRONG_TYPES,
+        NUL_ID,
+        SURROGATE,
+        "[1, 2]",
+        '{"caption": 5, "image_id": "1"}',
+    ]
     path = write_ln_jsonl(tmp_path / "raw" / "ann.jsonl", good + hostile, images, raw_lines=lines)
     with open(path, "ab") as f:
         f.write(b'{"caption": "\xff\xfe", "image_id": "1"}\n')
@@ -302,3 +316,21 @@ def test_localnarr_image_ids_that_climb_out(tmp_path, layout):
     assert m.num_samples == 1
     # `..` and names with `/` are not file names; a backslash is a plain character on POSIX.
     assert Counter(m.skipped) == Counter(malformed_json=3, missing_file=1)
+
+
+# --- features -------------------------------------------------------------------------------
+
+
+def test_features_captions_deep_or_not_text(tmp_path):
+    captions = ["a caption", "\ud800 a lone surrogate", "another caption", "and one more"]
+    cap, states, _ = write_features(tmp_path / "f", captions, dim=8, splits=1)
+    out = tmp_path / "out"
+    states_args = [a for p in states for a in ("--states", str(p))]
+    prep_ok("features", "--captions", str(cap), *states_args, "--out", str(out))
+    assert open_dataset(out).manifest.skipped == {"malformed_row": 1}
+    assert_accounted(out, 4)
+
+    cap.write_text("[" * 100_000 + "]" * 100_000)
+    result = prep("features", "--captions", str(cap), *states_args, "--out", str(tmp_path / "o2"))
+    assert result.returncode == 2 and "nested too deeply" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
