@@ -25,6 +25,7 @@ from tests.prep.raw_fixtures import (
     jpeg_bytes,
     write_cc3m_downloader,
     write_cc3m_img2dataset,
+    write_corpus,
     write_features,
     write_ln_anno,
     write_ln_jsonl,
@@ -36,7 +37,8 @@ PREP_TIMEOUT = 180
 
 def prep(*args: str) -> subprocess.CompletedProcess:
     """`babylm-prep ARGS` in a subprocess that a blocking read cannot hang."""
-    cmd = [sys.executable, "-m", "babylm.prep", *args, "--no-progress"]
+    quiet = ["--no-progress"] if args[0] != "tokenizer" else []
+    cmd = [sys.executable, "-m", "babylm.prep", *args, *quiet]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=PREP_TIMEOUT)
 
 
@@ -334,3 +336,23 @@ def test_features_captions_deep_or_not_text(tmp_path):
     result = prep("features", "--captions", str(cap), *states_args, "--out", str(tmp_path / "o2"))
     assert result.returncode == 2 and "nested too deeply" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# --- text corpora ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_corpus_file_that_is_not_a_regular_file_is_one_error_line(tmp_path, kind):
+    folder = write_corpus(tmp_path / "raw", "vis2024")
+    target = folder / "gutenberg.train"
+    target.unlink()
+    if kind == "fifo":
+        os.mkfifo(target)
+    else:
+        target.symlink_to("/dev/zero")
+    result = prep(
+        "tokenizer", "--corpus", "vis2024", "--root", str(tmp_path / "raw"), "--out", str(tmp_path / "tok")
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.startswith("Error: ") and len(result.stderr.strip().splitlines()) == 1
+    assert "gutenberg.train: not a regular file" in result.stderr
