@@ -53,10 +53,15 @@ def _locked(path: Path) -> Iterator[None]:
 
 def _load(folder: Path, key: dict[str, Any]) -> Built | None:
     try:
+        # A prep with other parameters may replace the folder meanwhile (a rename): the same
+        # folder before and after means the key and the arrays belong together.
+        before = os.stat(folder).st_ino
         saved = json.loads((folder / KEY_FILE).read_text())
         if saved["key"] != key:
             return None
         arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in saved["arrays"]}
+        if os.stat(folder).st_ino != before:
+            return None
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return arrays, saved["facts"]
@@ -100,6 +105,9 @@ def cached_listing(out_dir: Path, name: str, key: dict[str, Any], build: Callabl
             for stale in lock.parent.glob(f".{name}.*.tmp"):
                 shutil.rmtree(stale, ignore_errors=True)
             _save(folder, key, build())
+            # Still under the lock: a prep with other parameters racing on this --out may
+            # replace the listing as soon as the lock is released (the mapped arrays stay valid).
+            found = _load(folder, key)
     except BaseException:
         # Bad input found while listing leaves no trace: no output folder appears for it.
         lock.unlink(missing_ok=True)
@@ -107,7 +115,6 @@ def cached_listing(out_dir: Path, name: str, key: dict[str, Any], build: Callabl
             with contextlib.suppress(OSError):
                 d.rmdir()
         raise
-    found = _load(folder, key)
     assert found is not None, f"{folder}: the listing just written cannot be read back"
     return found
 
