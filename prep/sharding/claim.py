@@ -10,7 +10,8 @@ usual "holds shards of a different prep run" error (one line, exit status 2 from
 Only a run that holds the folder exclusively removes what killed runs left (temporary files it
 cannot attribute to its own units): another live run's temporary files are that run's business.
 The folder itself is locked, so no lock file appears among the outputs. File systems that refuse
-flock get no lock, as before (the listing cache does the same).
+flock get no lock, as before (the listing cache does the same). The text prep, which has no
+parts, holds its folder exclusively (`hold_alone`) and refuses to start beside another run.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from babylm.prep.errors import OutputError
 from babylm.prep.sharding.records import read_plan, write_plan
 
 log = logging.getLogger(__name__)
@@ -76,5 +78,21 @@ def claim_output(
             if not _is_plan(out_dir, plan):
                 write_plan(out_dir, plan, overwrite=False)  # refuses, naming the other run
         yield alone
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def hold_alone(out_dir: Path) -> Iterator[None]:
+    """Hold `out_dir` exclusively for a run that has no parts (the text prep), or refuse at once
+    (OutputError) while another prep runs there: its temporary files must not be swept away."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if not _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB):
+            raise OutputError(
+                f"{out_dir}: another babylm-prep run is writing here; wait for it to end or use another --out"
+            )
+        yield
     finally:
         os.close(fd)

@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from babylm.prep.errors import ConfigError, OutputError
+from babylm.prep.sharding.claim import hold_alone
 from babylm.prep.text.corpus import (
     BAD_UTF8_POLICIES,
     CORPORA,
@@ -245,10 +246,11 @@ def prepare_text(
 ) -> Manifest:
     """Tokenize `job` into token shards under `out` (resuming from complete shards there) and
     write the manifest last. `workers`, `batch_lines` and `fast_path` change speed, not output."""
-    run = _Run(job, out, workers, batch_lines, progress, fast_path)
-    entries = run.run()
-    manifest = build_manifest(job, entries, run.counts)
-    write_manifest(out, manifest)
+    with hold_alone(out):  # another prep in `out` would lose its temporary files to this one
+        run = _Run(job, out, workers, batch_lines, progress, fast_path)
+        entries = run.run()
+        manifest = build_manifest(job, entries, run.counts)
+        write_manifest(out, manifest)
     return manifest
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from babylm.prep.errors import OutputError
+from babylm.prep.sharding.claim import hold_alone
 from babylm.shards import open_dataset, verify_dataset
 from tests.prep.raw_fixtures import good_cc3m_rows, write_cc3m_downloader
 
@@ -95,3 +97,21 @@ def test_an_overwriting_prep_waits_for_a_live_run_to_end(raw_root, tmp_path):
     rc, err = finish(second)
     assert rc == 0, seen + err
     assert_clean(out, 32)
+
+
+def test_the_text_prep_refuses_a_folder_another_run_holds(tmp_path):
+    """The text prep has no parts: beside a live run it refuses at once, before touching a file."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".shard-000000.1234.tmp").write_bytes(b"a live run's temporary file")
+    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        with pytest.raises(OutputError, match="another babylm-prep run is writing here"):
+            with hold_alone(out):
+                pass
+    finally:
+        os.close(fd)
+    assert (out / ".shard-000000.1234.tmp").exists()
+    with hold_alone(out):  # free again
+        pass
