@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import select
 import subprocess
 import sys
 import time
@@ -87,7 +88,8 @@ def test_an_overwriting_prep_waits_for_a_live_run_to_end(raw_root, tmp_path):
         seen = ""
         while "waiting" not in seen and time.monotonic() < deadline:
             assert second.poll() is None, second.communicate()
-            seen += os.read(second.stderr.fileno(), 4096).decode()
+            if select.select([second.stderr], [], [], 1)[0]:
+                seen += os.read(second.stderr.fileno(), 4096).decode()
         assert "another babylm-prep run is writing here; waiting" in seen
         time.sleep(1)
         assert second.poll() is None  # still waiting: nothing of the first run was touched
