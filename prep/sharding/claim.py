@@ -32,14 +32,14 @@ log = logging.getLogger(__name__)
 
 def _flock(fd: int, op: int) -> bool:
     """flock; False when another process holds a conflicting lock (LOCK_NB). A file system that
-    refuses flock counts as granting it to a blocking call: no locking there, as before."""
+    refuses flock (some network file systems) counts as granting it: no locking there, as before."""
     try:
         fcntl.flock(fd, op)
         return True
     except BlockingIOError:
         return False
     except OSError:
-        return op & fcntl.LOCK_NB == 0
+        return True
 
 
 def _is_plan(out_dir: Path, plan: dict[str, Any]) -> bool:
