@@ -158,16 +158,21 @@ class FeaturesConfig:
         object.__setattr__(self, "states", tuple(Path(p) for p in self.states))
         if self.cleaning not in ("auto", *CLEAN_RULES):
             raise ConfigError(f"--clean {self.cleaning}: choose auto or one of {', '.join(CLEAN_RULES)}")
+        _check_file("--captions", self.captions)
         if not self.states:
             raise ConfigError("--states: give at least one .npy array")
-        for option, p in [("--captions", self.captions), *(("--states", p) for p in self.states)]:
-            if not p.exists():
-                raise ConfigError(f"{option} {p}: no such file")
-            check_input_file(p, option)  # a FIFO or device would block or never end
+        for p in self.states:
+            _check_file("--states", p)
 
     @property
     def dataset_name(self) -> str:
         return self.name or default_name(self.captions)
+
+
+def _check_file(option: str, path: Path) -> None:
+    if not path.exists():
+        raise ConfigError(f"{option} {path}: no such file")
+    check_input_file(path, option)  # a FIFO or device would block or never end
 
 
 def default_name(captions: Path) -> str:
