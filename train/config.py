@@ -149,6 +149,21 @@ class TrainConfig:
     tensorboard: bool = field(
         default=False, metadata=_opt("Also write TensorBoard events under RUN_DIR/tb.", flag=True)
     )
+    wandb: bool = field(
+        default=False,
+        metadata=_opt(
+            "Also log the metrics records and this config to Weights & Biases from rank 0 (needs "
+            "the wandb extra; WANDB_* variables apply, e.g. WANDB_MODE=offline); a resume "
+            "continues the same W&B run (its id is in RUN_DIR/wandb.json).",
+            flag=True,
+        ),
+    )
+    wandb_project: str | None = field(
+        default=None, metadata=_opt("W&B project (default: $WANDB_PROJECT, else babylm).")
+    )
+    wandb_run_name: str | None = field(
+        default=None, metadata=_opt("W&B run name (default: W&B's own, or $WANDB_NAME).")
+    )
     precision: str = field(
         default="auto",
         metadata=_opt(
