@@ -68,7 +68,10 @@ class WandbTracker:
         self._save()
 
     def close(self) -> None:
+        """Finish the W&B run and stop wandb's service process, which writes the run file: only
+        then is everything logged on disk (finish alone can return before the file is written)."""
         self.run.finish()
+        require_wandb().teardown()
 
     def _save(self) -> None:
         atomic_write_bytes(self.state_path, (json.dumps(self.state) + "\n").encode())
