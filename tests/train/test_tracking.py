@@ -71,7 +71,9 @@ def test_a_fresh_run_starts_a_new_wandb_run(data, tmp_path, offline):
 
 def test_wandb_missing_is_one_line_and_exit_2(data, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "wandb", None)  # `import wandb` raises ImportError
-    result = CliRunner().invoke(main, train_args("opt", data, tmp_path / "run", "--max-steps", "1", "--wandb"))
+    result = CliRunner().invoke(
+        main, train_args("opt", data, tmp_path / "run", "--max-steps", "1", "--wandb")
+    )
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: --wandb needs the 'wandb' package"), result.output
