@@ -44,16 +44,14 @@ class TrainProgress:
 
 
 def quiet_library_bars(stream: TextIO | None = None) -> None:
-    """Outside a terminal, also silence the bars of Hugging Face downloads and model saving
-    (transformers, huggingface_hub), which would put carriage returns in the log."""
+    """Outside a terminal, also silence huggingface_hub's download bars (a model named by its Hub
+    id), which would put carriage returns in the log; transformers' own are off on every rank
+    (`distributed.quiet`)."""
     import sys
 
     from babylm.shards.progress import is_terminal
 
-    if is_terminal(stream if stream is not None else sys.stderr):
-        return
-    import transformers
-    from huggingface_hub.utils import disable_progress_bars
+    if not is_terminal(stream if stream is not None else sys.stderr):
+        from huggingface_hub.utils import disable_progress_bars
 
-    transformers.utils.logging.disable_progress_bar()
-    disable_progress_bars()
+        disable_progress_bars()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -9,6 +10,7 @@ import sys
 
 import pytest
 
+from babylm.train.progress import TrainProgress
 from tests.train.trainer_fixtures import metrics, train_args, write_trainer_data
 
 
@@ -47,3 +49,21 @@ def test_the_interval_spaces_the_lines_and_the_last_step_is_always_shown(data, t
     log = train_to_log(args, tmp_path / "train.log", "3600")
     assert "\r" not in log
     assert [line[:9] for line in log.splitlines() if line.startswith("opt: ")] == ["opt: 4/4 "]
+
+
+def test_only_rank_0_prints_and_words_seen_show_when_recorded(monkeypatch):
+    monkeypatch.setenv("BABYLM_PROGRESS_SECONDS", "0")
+    rec = {"step": 2, "loss": 3.25, "lr": 1e-4, "samples_per_s": 12.0}
+    streams = {rank: io.StringIO() for rank in (0, 1)}
+    for rank, stream in streams.items():
+        bar = TrainProgress(rank, 4, 0, "git", stream=stream)
+        bar.step()
+        bar.step()
+        bar.record(rec)
+        bar.step()
+        bar.record({**rec, "step": 3, "words": 1_234_567}, final=True)
+        bar.close()
+    assert streams[1].getvalue() == ""
+    first, last = streams[0].getvalue().splitlines()
+    assert first.startswith("git: 2/4 step (50%)") and first.endswith("| loss 3.250 lr 1.00e-04 12 samples/s")
+    assert last.startswith("git: 3/4 step") and last.endswith("12 samples/s words 1.23M")
