@@ -145,7 +145,9 @@ class TrainConfig:
         metadata=_opt("Epochs after which a checkpoint is kept for good, comma-separated."),
     )
     keep: int = field(default=2, metadata=_opt("How many periodic (--save-every) checkpoints to keep."))
-    log_every: int = field(default=10, metadata=_opt("Write metrics and refresh the bar every N steps."))
+    log_every: int = field(
+        default=10, metadata=_opt("Write metrics and update the progress display every N steps.")
+    )
     tensorboard: bool = field(
         default=False, metadata=_opt("Also write TensorBoard events under RUN_DIR/tb.", flag=True)
     )

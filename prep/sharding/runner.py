@@ -154,8 +154,8 @@ class _Progress:
 
     def update(self, done: int, skips: int) -> None:
         self.skipped += skips
+        self.bar.set_postfix_str(f"skipped {self.skipped:,}", refresh=False)  # before update prints it
         self.bar.update(done)
-        self.bar.set_postfix_str(f"skipped {self.skipped:,}", refresh=False)
 
 
 def _run_serial(job: Job, tasks: Iterator[UnitTask], total_rows: int) -> None:

@@ -158,9 +158,9 @@ class _Run:
         c[2] += len(block.bad)
         c[3] += len(block.skipped)
         self.tokens_done += int(values.size)
-        self.bar.update(block.end - block.start)
         elapsed = max(time.monotonic() - self.started, 1e-9)
         self.bar.set_postfix_str(f"{self.tokens_done / elapsed / 1e6:.2f}M tok/s", refresh=False)
+        self.bar.update(block.end - block.start)
 
     def run(self) -> list[ShardEntry]:
         job = self.job
