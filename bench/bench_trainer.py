@@ -5,7 +5,7 @@ batch per step, global batch BENCH_BATCH (default 8) per stream, sequences of 32
 torch thread.
 - trainer: `babylm.train.trainer.train` in this process (one rank): the streaming loader with one
   worker process, the target-count normalisation, clipping, the stop-flag check, metrics.jsonl
-  every 10 steps, the tqdm bar (to /dev/null), a final checkpoint;
+  every 10 steps, the progress display (plain lines to /dev/null), a final checkpoint;
 - bare: the batches taken from the same loader beforehand and held in memory, then forward,
   backward, clip, AdamW step, nothing else.
 The measure is CPU time of this process per step (user + system, loader workers excluded: they

@@ -24,6 +24,7 @@ from babylm.shards.reader import (
 )
 from babylm.shards.rolling import RollingWriter
 from babylm.shards.verify import ShardProblem, verify_dataset
+from babylm.shards.version import package_version
 from babylm.shards.writer import (
     ArrowShardWriter,
     TarShardWriter,
@@ -32,7 +33,7 @@ from babylm.shards.writer import (
     write_tar_shard,
 )
 
-__version__ = "0.1.0"
+__version__ = package_version()
 
 __all__ = [
     "atomic_write",

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from babylm.shards import DatasetNotFound, ManifestError
+from babylm.shards.version import package_version
 from babylm.train.errors import TrainError
 
 # click >= 8.2 raises this for a group called without a command; it carries the help, not an error.
@@ -49,6 +50,9 @@ def _fail(message: str, code: int) -> None:
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(
+    package_version(), "--version", prog_name="babylm-train", message="%(prog)s %(version)s"
+)
 def main() -> None:
     """Train Flamingo, GIT, OPT and RoBERTa baselines from babylm shards, with torchrun DDP."""
 

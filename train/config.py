@@ -145,9 +145,26 @@ class TrainConfig:
         metadata=_opt("Epochs after which a checkpoint is kept for good, comma-separated."),
     )
     keep: int = field(default=2, metadata=_opt("How many periodic (--save-every) checkpoints to keep."))
-    log_every: int = field(default=10, metadata=_opt("Write metrics and refresh the bar every N steps."))
+    log_every: int = field(
+        default=10, metadata=_opt("Write metrics and update the progress display every N steps.")
+    )
     tensorboard: bool = field(
         default=False, metadata=_opt("Also write TensorBoard events under RUN_DIR/tb.", flag=True)
+    )
+    wandb: bool = field(
+        default=False,
+        metadata=_opt(
+            "Also log the metrics records and this config to Weights & Biases from rank 0 (needs "
+            "the wandb extra; WANDB_* variables apply, e.g. WANDB_MODE=offline); a resume "
+            "continues the same W&B run (its id is in RUN_DIR/wandb.json).",
+            flag=True,
+        ),
+    )
+    wandb_project: str | None = field(
+        default=None, metadata=_opt("W&B project (default: $WANDB_PROJECT, else babylm).")
+    )
+    wandb_run_name: str | None = field(
+        default=None, metadata=_opt("W&B run name (default: W&B's own, or $WANDB_NAME).")
     )
     precision: str = field(
         default="auto",

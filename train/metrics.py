@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from babylm.shards.version import package_version
 from babylm.train.errors import MissingInput
 
 METRICS_NAME = "metrics.jsonl"
@@ -29,7 +30,14 @@ def require_tensorboard():
 class MetricsWriter:
     """Appends one JSON object per logged step; rank 0 only."""
 
-    def __init__(self, run_dir: str | Path, tensorboard: bool = False, resume_step: int | None = None):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        tensorboard: bool = False,
+        resume_step: int | None = None,
+        tracker: Any = None,
+    ):
+        """`tracker`: also given every record (`log`) and closed with this writer (W&B)."""
         self.path = Path(run_dir) / METRICS_NAME
         if resume_step is not None:
             truncate_after(self.path, resume_step)
@@ -37,6 +45,7 @@ class MetricsWriter:
         self._tb = None
         if tensorboard:
             self._tb = require_tensorboard()(log_dir=str(Path(run_dir) / "tb"))
+        self._tracker = tracker
 
     def log(self, record: dict[str, Any]) -> None:
         """Write `record` (must hold "step"); numbers go to TensorBoard under their key."""
@@ -46,11 +55,15 @@ class MetricsWriter:
             for k, v in record.items():
                 if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
                     self._tb.add_scalar(k, v, record["step"])
+        if self._tracker is not None:
+            self._tracker.log(record)
 
     def close(self) -> None:
         self._file.close()
         if self._tb is not None:
             self._tb.close()
+        if self._tracker is not None:
+            self._tracker.close()
 
 
 def truncate_after(path: Path, step: int) -> None:
@@ -121,16 +134,10 @@ def interval_record(
     return rec
 
 
-def progress_bar(rank: int, total: int, step: int, name: str):
-    """The rank-0 tqdm bar (disabled elsewhere), starting at `step` of `total`."""
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=step, disable=rank != 0, desc=name, unit="step", dynamic_ncols=True)
-
-
 def write_run_info(run_dir: Path, model: torch.nn.Module, **facts: Any) -> None:
     """RUN_DIR/run.json: what this start of the run resolved to (sizes, topology, batches)."""
     from babylm.train.models import count_parameters
 
     info = {"parameters": count_parameters(model), **facts, "torch": torch.__version__}
+    info["babylm_pipeline"] = package_version()
     (run_dir / "run.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -105,9 +105,11 @@ def _make_train_command(model: str) -> click.Command:
             cfg = resolve_config(model, _absolute_paths(cli), config_file)
         except ValueError as e:
             raise click.UsageError(str(e)) from e
+        from babylm.train.progress import quiet_library_bars
         from babylm.train.setup import check_inputs
         from babylm.train.trainer import train
 
+        quiet_library_bars()
         check_inputs(cfg)  # a SetupError is one line and exit 2 (see cli.py)
         sys.exit(train(cfg))
 

@@ -39,12 +39,13 @@ from babylm.train.kinds import MULTIMODAL_KINDS
 from babylm.train.metrics import (
     MetricsWriter,
     interval_record,
-    progress_bar,
     require_tensorboard,
     write_run_info,
 )
 from babylm.train.optim import make_optimizer
+from babylm.train.progress import TrainProgress
 from babylm.train.setup import SetupError, build_data, build_model_for, vision_encoder_path
+from babylm.train.tracking import WandbTracker, require_wandb
 
 _STOP: dict[str, int | None] = {"signal": None}
 MODEL_INPUTS = ("input_ids", "attention_mask", "labels", "pixel_values", "image_embeds")
@@ -176,7 +177,7 @@ class Trainer:
             streams=streams, weights=list(cfg.mix_weights) if cfg.multimodal else [1.0], accum=accum,
             steps_per_epoch=steps_per_epoch, total=total, step=step,
             writer=ckpt.CheckpointWriter(run_dir, d.rank, d.world, cfg.keep, d.barrier),
-            metrics=MetricsWriter(run_dir, cfg.tensorboard, resume_step=step) if d.rank == 0 else None,
+            metrics=_metrics_writer(cfg, run_dir, step if resume_from is not None else None, d.rank),
         )  # fmt: skip
 
     def run(self) -> int:
@@ -190,17 +191,17 @@ class Trainer:
         )
         stop_reason: str | None = None
         saved = None
-        bar = progress_bar(d.rank, self.total, self.step, cfg.model)
+        bar = TrainProgress(d.rank, self.total, self.step, cfg.model)
         while self.step < self.total and stop_reason is None:
             epoch = self.step // self.steps_per_epoch
             self.loader.set_epoch(epoch)
             batches = iter(self.loader)
             for _ in range(min((epoch + 1) * self.steps_per_epoch, self.total) - self.step):
                 lr, grad_norm = self.train_step(batches, interval)
-                bar.update(1)
+                bar.step()
                 stop_reason = self.stop_requested()
                 if self.step % cfg.log_every == 0 or self.step == self.total or stop_reason:
-                    self.log(interval, lr, grad_norm, bar)
+                    self.log(interval, lr, grad_norm, bar, final=self.step == self.total or bool(stop_reason))
                     interval = Interval(interval.loss.zero_(), interval.counts.zero_())
                 tags = ckpt.checkpoint_tags(
                     cfg, self.step, self.steps_per_epoch, self.total, bool(stop_reason)
@@ -302,8 +303,11 @@ class Trainer:
             dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.d.flag_group)
         return signal.Signals(int(flag.item())).name if flag.item() > 0 else None
 
-    def log(self, interval: Interval, lr: float, grad_norm: torch.Tensor, bar: Any) -> None:
-        """All-reduce the interval's sums and write one metrics record (rank 0)."""
+    def log(
+        self, interval: Interval, lr: float, grad_norm: torch.Tensor, bar: TrainProgress, final: bool = False
+    ) -> None:
+        """All-reduce the interval's sums and write one metrics record (rank 0); `final`: the
+        run's last record, whose progress line is always printed."""
         n = len(self.streams)
         interval.loss[n] = float(_skipped(self.loader))
         if self.d.world > 1:
@@ -315,9 +319,7 @@ class Trainer:
         rec["samples_per_s"] = interval.steps * self.cfg.global_batch_size * n / elapsed
         if self.metrics is not None:
             self.metrics.log(rec)
-            bar.set_postfix_str(
-                f"loss {rec['loss']:.3f} lr {lr:.2e} {rec['samples_per_s']:.0f} samples/s", refresh=False
-            )
+            bar.record(rec, final=final)
 
     def finish(self, stop_reason: str | None, saved: Any) -> None:
         """Tell the user how the run ended: the resume command after a stop, done.json at the end."""
@@ -346,11 +348,23 @@ def _prepare_run_dir(cfg: TrainConfig, run_dir: Path, d: Dist) -> Path | None:
         raise SetupError(f"{run_dir} already has checkpoints: pass --resume auto to continue, or a new --out")
     if cfg.tensorboard:
         require_tensorboard()
+    if cfg.wandb:
+        require_wandb()
     if d.rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.toml").write_text(cfg.to_toml())
     d.barrier()
     return resume_from
+
+
+def _metrics_writer(
+    cfg: TrainConfig, run_dir: Path, resume_step: int | None, rank: int
+) -> MetricsWriter | None:
+    """Rank 0's records: metrics.jsonl, and W&B with --wandb."""
+    if rank != 0:
+        return None
+    tracker = WandbTracker(cfg, run_dir, resume_step) if cfg.wandb else None
+    return MetricsWriter(run_dir, cfg.tensorboard, resume_step=resume_step or 0, tracker=tracker)
 
 
 def _next_batch(batches: Any) -> Any:

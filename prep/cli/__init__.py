@@ -14,11 +14,13 @@ from babylm.prep.cli.group import PrepGroup
 from babylm.prep.cli.images import cc3m_command, features_command, localnarr_command, merge_command
 from babylm.prep.cli.shards import inspect_command, verify_command
 from babylm.prep.cli.text import text_command, tokenizer_command
+from babylm.shards.version import package_version
 
 
 @click.group(
     cls=PrepGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
 )
+@click.version_option(package_version(), "--version", prog_name="babylm-prep", message="%(prog)s %(version)s")
 def main() -> None:
     """Turn raw CC-3M, Localized Narratives and BabyLM text into shards (tar / Arrow + manifest.json).
 

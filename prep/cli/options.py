@@ -78,7 +78,11 @@ def _sharding_options(samples_per_shard: int) -> list[Callable]:
         click.option(
             "--overwrite", is_flag=True, help="Delete shards of a different earlier run in --out first."
         ),
-        click.option("--no-progress", is_flag=True, help="No progress bar."),
+        click.option(
+            "--no-progress",
+            is_flag=True,
+            help="No progress display (the bar on a terminal, the progress lines in a log file).",
+        ),
     ]
 
 

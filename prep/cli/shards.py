@@ -9,10 +9,10 @@ from pathlib import Path
 
 import click
 from PIL import Image
-from tqdm import tqdm
 
 from babylm.prep.cli.group import UserError
 from babylm.shards import Dataset, iter_tar_samples, open_dataset, read_npy, verify_dataset
+from babylm.shards.progress import progress
 from babylm.shards.sheet import render_contact_sheet
 
 
@@ -33,7 +33,7 @@ def verify_command(location: str, deep: bool) -> None:
     wrong counts or (with --deep) an undecodable member.
     """
     ds = _open(location)
-    bar = tqdm(total=len(ds.manifest.shards), unit="shard", desc="verify", disable=None)
+    bar = progress(len(ds.manifest.shards), "verify", "shard")
     problems = verify_dataset(ds, deep=deep, on_shard=lambda _e: bar.update())
     bar.close()
     click.echo(ds.manifest.summary())

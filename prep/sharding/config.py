@@ -22,7 +22,7 @@ class ShardingConfig:
     part: tuple[int, int] | None = None  # process only units u with u % N == I
     overwrite: bool = False  # delete shards of a different earlier run in `out` first
     plan_only: bool = False  # list the input and write the plan, process nothing (before an array job)
-    progress: bool | None = None  # None: a progress bar when the output is a terminal
+    progress: bool | None = None  # False: none; else a bar on a terminal, lines in a log (shards.progress)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))

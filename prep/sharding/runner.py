@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from babylm.prep.errors import RowSkip
 from babylm.prep.images.resize import set_threads
 from babylm.prep.sharding.claim import claim_output
@@ -41,6 +39,7 @@ from babylm.prep.sharding.records import (
     write_part_manifest,
 )
 from babylm.shards import Manifest, TarShardWriter
+from babylm.shards.progress import progress as progress_display
 
 _PROGRESS_EVERY = 16
 
@@ -150,13 +149,13 @@ class _Progress:
     """The progress bar of a run: rows done, and skips so far in its postfix."""
 
     def __init__(self, total_rows: int, name: str, progress: bool | None):
-        self.bar = tqdm(total=total_rows, unit="img", desc=name, disable=progress is False or None)
+        self.bar = progress_display(total_rows, name, "img", enabled=progress is not False)
         self.skipped = 0
 
     def update(self, done: int, skips: int) -> None:
         self.skipped += skips
+        self.bar.set_postfix_str(f"skipped {self.skipped:,}", refresh=False)  # before update prints it
         self.bar.update(done)
-        self.bar.set_postfix_str(f"skipped {self.skipped:,}", refresh=False)
 
 
 def _run_serial(job: Job, tasks: Iterator[UnitTask], total_rows: int) -> None:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw
-from tqdm import tqdm
 
 from babylm.prep.errors import ConfigError
+from babylm.shards.progress import progress
 
 COLORS = {
     "red": (220, 30, 30),
@@ -235,7 +235,7 @@ def write_demo_data(out: Path, cc3m_rows: int, ln_images: int, text_lines: int, 
     """Write the whole demo dataset under `out/datasets/` and return that folder."""
     root = Path(out) / "datasets"
     rng = random.Random(seed)
-    with tqdm(total=4, desc="demo data", unit="part", disable=None) as bar:
+    with progress(4, "demo data", "part") as bar:
         write_cc3m(root, "training", cc3m_rows, rng)
         bar.update()
         write_cc3m(root, "validation", max(20, cc3m_rows // 10), rng)

@@ -16,14 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from babylm.prep.errors import ConfigError, OutputError
 from babylm.prep.sharding.claim import hold_alone
@@ -40,6 +38,8 @@ from babylm.prep.text.corpus import (
 from babylm.prep.text.pool import TokenizerPool
 from babylm.prep.text.tokenizer import LoadedTokenizer, load_tokenizer
 from babylm.shards import Manifest, RollingWriter, ShardEntry, write_manifest
+from babylm.shards.progress import progress as progress_display
+from babylm.shards.progress import write
 
 SEQ_LEN_HINT = 128
 DEFAULT_SHARD_ROWS = 32768
@@ -124,14 +124,11 @@ class _Run:
         if n <= MAX_BAD_REPORTS:
             action = {"replace": "replaced with U+FFFD", "skip": "line skipped"}[self.job.on_bad_utf8]
             byte = err.object[err.start : err.start + 1].hex()
-            tqdm.write(
-                f"warning: {path}:{line}: bytes that are not UTF-8 (0x{byte} at column {err.start + 1}); {action}",
-                file=sys.stderr,
+            write(
+                f"warning: {path}:{line}: bytes that are not UTF-8 (0x{byte} at column {err.start + 1}); {action}"
             )
         elif n == MAX_BAD_REPORTS + 1:
-            tqdm.write(
-                f"warning: {path}: more lines with bad UTF-8; counted in the manifest", file=sys.stderr
-            )
+            write(f"warning: {path}: more lines with bad UTF-8; counted in the manifest")
 
     def _meta(self, file_index: int, line: int, current: list[int] | None) -> dict[str, Any]:
         counts = [list(c) for c in self.counts[:file_index]]
@@ -162,9 +159,9 @@ class _Run:
         c[2] += len(block.bad)
         c[3] += len(block.skipped)
         self.tokens_done += int(values.size)
-        self.bar.update(block.end - block.start)
         elapsed = max(time.monotonic() - self.started, 1e-9)
         self.bar.set_postfix_str(f"{self.tokens_done / elapsed / 1e6:.2f}M tok/s", refresh=False)
+        self.bar.update(block.end - block.start)
 
     def run(self) -> list[ShardEntry]:
         job = self.job
@@ -175,13 +172,13 @@ class _Run:
                 job.tokenizer.fast.split_special_tokens,
                 self.fast_path,
             ) as pool:
-                # Only now: tqdm starts a monitor thread, and the workers are forked without it.
-                self.bar = tqdm(
-                    total=max(self.todo, 0),
-                    unit="line",
+                # Only now: a tqdm bar starts a monitor thread, and the workers are forked without it.
+                self.bar = progress_display(
+                    max(self.todo, 0),
+                    f"text {job.corpus} {job.split}",
+                    "line",
+                    enabled=self.progress,
                     unit_scale=True,
-                    desc=f"text {job.corpus} {job.split}",
-                    disable=None if self.progress else True,
                 )
                 for fi in range(self.start_file, len(job.sources)):
                     blocks = read_blocks(

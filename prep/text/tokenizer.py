@@ -11,6 +11,7 @@ saved with it, so `AutoTokenizer.from_pretrained(DIR)` gives the tokenizer the m
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 
 from babylm.prep.errors import ConfigError
 from babylm.prep.text.corpus import CORPORA, SourceFile, corpus_files, read_blocks, scan_file
+from babylm.shards.progress import is_terminal
 
 SPECIALS = ("<pad>", "</s>", "<unk>", "<mask>")
 IMAGE_TOKEN = "<image>"
@@ -217,6 +219,7 @@ def run_tokenizer(
     # As the original fed its trainer: the 2024 builder kept each line's "\n"; the strict
     # tokenizers were trained on the `datasets` text builder's lines, without it.
     batches = corpus_batches(sources, keep_newline=cfg.corpus == "vis2024")
-    tok = train_tokenizer(batches, lines, cfg.vocab_size)
+    # The trainer's own bar redraws with carriage returns; in a log file it stays silent.
+    tok = train_tokenizer(batches, lines, cfg.vocab_size, show_progress=is_terminal(sys.stderr))
     save_tokenizer(tok, cfg.out)
     return load_tokenizer(str(cfg.out)), tok.get_vocab_size(with_added_tokens=False)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from babylm.prep.sources.listing import LISTING_DIR
+from babylm.shards import __version__
 
 HERE = Path(__file__).resolve().parent
 DIGESTS = HERE / "digests.json"
@@ -59,6 +60,8 @@ def _digest_folder(folder: Path, work: Path, prefix: str, out: dict[str, str]) -
             data = p.read_bytes()
             if p.suffix in (".json", ".jsonl"):  # records name input paths: the one run-to-run difference
                 data = data.replace(str(work).encode(), b"WORK")
+                # Manifests record the release that wrote them; a version bump is not a change of output.
+                data = data.replace(f'"tool_version": "{__version__}"'.encode(), b'"tool_version": "VERSION"')
             out[f"{prefix}/{p.relative_to(folder).as_posix()}"] = _sha(data)
 
 

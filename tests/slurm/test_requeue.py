@@ -36,6 +36,8 @@ def check_requeued_run(job: str, run_dir, stopped_at: int | None = None) -> int:
     assert (info["JobState"], info["Restarts"], info["ExitCode"]) == ("COMPLETED", "1", "0:0"), log[-3000:]
     assert f"job {job} (restart 0)" in log and f"job {job} (restart 1)" in log, log[-3000:]
     assert log.count("stopped with a checkpoint") == 1 and "training complete" in log
+    # A job log is not a terminal: plain progress lines, no bar redrawn with carriage returns.
+    assert "\r" not in log and re.search(r"^flamingo: \d+/\d+ step", log, re.M), log[-3000:]
     step = int(re.search(r"Stopped by SIGUSR1 after step (\d+)/", log).group(1))
     if stopped_at is not None:
         assert step == stopped_at
