@@ -17,6 +17,16 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 
+from babylm.shards.access import (
+    DEFAULT_TIMEOUT,
+    MAX_MANIFEST_BYTES,
+    fsspec_options,
+    open_regular,
+    read_local,
+    read_url,
+    regular_size,
+)
+from babylm.shards.errors import RemoteError
 from babylm.shards.manifest import MANIFEST_NAME, Manifest, ShardEntry, parse_manifest
 from babylm.shards.writer import TOKEN_COLUMN
 
@@ -38,23 +48,28 @@ def join_location(base: str, relative: str) -> str:
     return os.path.join(_local_path(base), relative)
 
 
-def open_file(url: str, storage_options: dict[str, Any] | None = None) -> BinaryIO:
-    """Open a local path or any fsspec URL for binary reading."""
+def open_file(
+    url: str, storage_options: dict[str, Any] | None = None, timeout: float = DEFAULT_TIMEOUT
+) -> BinaryIO:
+    """Open a local regular file or any fsspec URL for binary reading (HTTP requests, one per
+    block read, each within `timeout` seconds). NotRegularFile for a FIFO, device or folder."""
     if not is_remote(url):
-        return open(_local_path(url), "rb")
+        return open_regular(_local_path(url))
     import fsspec
 
-    return fsspec.open(url, "rb", **(storage_options or {})).open()
+    return fsspec.open(url, "rb", **fsspec_options(url, storage_options, timeout)).open()
 
 
-def file_size(url: str, storage_options: dict[str, Any] | None = None) -> int | None:
-    """Size in bytes of a local or remote file, or None if it does not exist."""
+def file_size(
+    url: str, storage_options: dict[str, Any] | None = None, timeout: float = DEFAULT_TIMEOUT
+) -> int | None:
+    """Size in bytes of a local or remote file, or None if it does not exist (NotRegularFile
+    for a local FIFO, device or folder)."""
     if not is_remote(url):
-        p = Path(_local_path(url))
-        return p.stat().st_size if p.exists() else None
+        return regular_size(_local_path(url))
     import fsspec
 
-    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    fs, path = fsspec.core.url_to_fs(url, **fsspec_options(url, storage_options, timeout))
     try:
         return int(fs.size(path))
     except FileNotFoundError:
@@ -68,6 +83,7 @@ class Dataset:
     location: str
     manifest: Manifest
     storage_options: dict[str, Any] = field(default_factory=dict)
+    timeout: float = DEFAULT_TIMEOUT  # seconds per remote request
 
     @property
     def kind(self) -> str:
@@ -81,17 +97,25 @@ class Dataset:
         return [self.shard_url(e) for e in self.manifest.shards]
 
     def open_shard(self, entry: ShardEntry) -> BinaryIO:
-        return open_file(self.shard_url(entry), self.storage_options)
+        return open_file(self.shard_url(entry), self.storage_options, self.timeout)
 
 
 class DatasetNotFound(FileNotFoundError):
     """A dataset location without a manifest (the message names it and says what to pass)."""
 
 
-def open_dataset(location: str | os.PathLike, storage_options: dict[str, Any] | None = None) -> Dataset:
+def open_dataset(
+    location: str | os.PathLike,
+    storage_options: dict[str, Any] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    retries: int = 4,
+) -> Dataset:
     """Resolve `location` (folder or manifest URL) and load its validated manifest.
 
-    Raises DatasetNotFound when there is no manifest, ManifestError when it does not validate.
+    Raises DatasetNotFound when there is no manifest, ManifestError when it does not validate,
+    RemoteError when a remote one cannot be read (its HTTP status in the message; each request
+    within `timeout` seconds, `retries` more tries), NotRegularFile / FileTooLarge for a local
+    one that is not a file of sane size.
     """
     loc = str(location).rstrip("/")
     if loc.endswith("/" + MANIFEST_NAME) or loc == MANIFEST_NAME:
@@ -102,13 +126,23 @@ def open_dataset(location: str | os.PathLike, storage_options: dict[str, Any] | 
         )
     manifest_url = join_location(loc, MANIFEST_NAME)
     try:
-        with open_file(manifest_url, storage_options) as f:
-            data = f.read()
+        if is_remote(manifest_url):
+            data = read_url(
+                manifest_url,
+                storage_options=storage_options,
+                timeout=timeout,
+                retries=retries,
+                limit=MAX_MANIFEST_BYTES,
+            )
+        else:
+            data = read_local(_local_path(manifest_url), MAX_MANIFEST_BYTES)
     except FileNotFoundError as e:
         raise DatasetNotFound(
             f"{manifest_url}: no manifest; is this a babylm dataset folder (or is prep unfinished)?"
         ) from e
-    return Dataset(loc, parse_manifest(data, manifest_url), dict(storage_options or {}))
+    except RemoteError as e:
+        raise RemoteError(f"{e}; cannot read the manifest", status=e.status, retry=False) from e
+    return Dataset(loc, parse_manifest(data, manifest_url), dict(storage_options or {}), timeout)
 
 
 def iter_tar_samples(fileobj: BinaryIO, source: str = "") -> Iterator[dict[str, Any]]:
@@ -136,12 +170,22 @@ def iter_tar_samples(fileobj: BinaryIO, source: str = "") -> Iterator[dict[str, 
         yield current
 
 
-def read_token_table(url: str, storage_options: dict[str, Any] | None = None) -> pa.Table:
-    """An Arrow token shard as a table; local files are memory-mapped, not read into memory."""
+def read_token_table(
+    url: str,
+    storage_options: dict[str, Any] | None = None,
+    size: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> pa.Table:
+    """An Arrow token shard as a table; local files are memory-mapped, not read into memory.
+    `size`: the byte count the manifest lists (a remote read stops there; more is an error)."""
     if not is_remote(url):
+        regular_size(_local_path(url))  # refuses a FIFO or device before mapping it
         source = pa.memory_map(_local_path(url), "r")
         return pa.ipc.open_file(source).read_all()
-    with open_file(url, storage_options) as f:
+    if size is not None:
+        data = read_url(url, 0, size, storage_options=storage_options, timeout=timeout)
+        return pa.ipc.open_file(pa.BufferReader(data)).read_all()
+    with open_file(url, storage_options, timeout) as f:
         return pa.ipc.open_file(pa.BufferReader(f.read())).read_all()
 
 
