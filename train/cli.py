@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from babylm.shards import DatasetNotFound, ManifestError
+from babylm.shards import DatasetNotFound, ShardsError
 from babylm.train.errors import TrainError
 
 # click >= 8.2 raises this for a group called without a command; it carries the help, not an error.
@@ -38,7 +38,7 @@ class _Group(click.Group):
             _fail(e.format_message() + hint, 2)
         except click.ClickException as e:
             _fail(e.format_message(), e.exit_code)
-        except (TrainError, ManifestError, DatasetNotFound) as e:
+        except (TrainError, ShardsError, DatasetNotFound) as e:
             _fail(str(e), 2)
         sys.exit(code if isinstance(code, int) else 0)
 

@@ -20,9 +20,19 @@ from typing import Any
 
 import numpy as np
 
+from babylm.shards.access import fsspec_options, open_regular, read_local, regular_size
 from babylm.shards.atomic import atomic_write_bytes
+from babylm.shards.errors import ShardsError
+from babylm.shards.manifest import MIN_TAR_SAMPLE_BYTES
 from babylm.shards.reader import is_remote
-from babylm.shards.tar_index import TarIndexError, checksum, decode_index, index_path, sha256_hex
+from babylm.shards.tar_index import (
+    TarIndexError,
+    checksum,
+    decode_index,
+    index_path,
+    index_size,
+    sha256_hex,
+)
 from babylm.shards.tar_scan import TarScanError, build_tar_index
 from babylm.train.data.prefetch import BlockCache, BlockKey, PlainHttp, Prefetcher, fetch_range, flock
 from babylm.train.data.tar_index import (
@@ -95,15 +105,11 @@ class ShardFiles:
         if i not in self._fs:
             import fsspec
 
-            options = dict(self.storage_options)
-            if self.shards[i].url.startswith(("http://", "https://")):
-                import aiohttp
-
-                # aiohttp's default is 5 minutes: a stalled server should cost one retry, not that.
-                client = dict(options.get("client_kwargs") or {})
-                client.setdefault("timeout", aiohttp.ClientTimeout(total=self.fetch_timeout))
-                options["client_kwargs"] = client
-            self._fs[i] = fsspec.core.url_to_fs(self.shards[i].url, **options)
+            # A total timeout per HTTP request (aiohttp's default is 5 minutes): a stalled or
+            # trickling server costs one retry, not that.
+            url = self.shards[i].url
+            options = fsspec_options(url, self.storage_options, self.fetch_timeout)
+            self._fs[i] = fsspec.core.url_to_fs(url, **options)
         return self._fs[i]
 
     def ranges_fs(self, i: int) -> tuple[Any, str]:
@@ -120,6 +126,8 @@ class ShardFiles:
             return int(fs.size(path))
         except FileNotFoundError as e:
             raise ShardError(f"{self.shards[i].url}: shard listed in the manifest is missing") from e
+        except Exception as e:  # noqa: BLE001 - any client failure: one error naming the shard
+            raise ShardError(f"{self.shards[i].url}: cannot get its size: {type(e).__name__}: {e}") from e
 
     def _fd(self, i: int) -> int:
         self._check_process()
@@ -127,10 +135,18 @@ class ShardFiles:
             ref = self.shards[i]
             path = ref.url[7:] if ref.url.startswith("file://") else ref.url
             try:
-                fd = os.open(path, os.O_RDONLY)
+                f = open_regular(path)
             except FileNotFoundError as e:
                 raise ShardError(f"{ref.url}: shard listed in the manifest is missing") from e
-            self._check_size(i, os.fstat(fd).st_size)
+            except (ShardsError, OSError) as e:
+                raise ShardError(f"{ref.url}: cannot open the shard: {e}") from e
+            fd = os.dup(f.fileno())
+            f.close()
+            try:
+                self._check_size(i, os.fstat(fd).st_size)
+            except ShardError:
+                os.close(fd)
+                raise
             self._fds[i] = fd
         return self._fds[i]
 
@@ -151,6 +167,26 @@ class ShardFiles:
     def crcs(self, i: int) -> np.ndarray | None:
         """Per-sample CRC-32C of shard i (None: an older dataset without `.idx` files)."""
         return self._index(i)[1]
+
+    def check(self) -> None:
+        """Check every shard before anything is sized by its manifest counts (the epoch plan
+        is): plausible counts, and each index read, validated and of the listed length."""
+        for i, ref in enumerate(self.shards):
+            if ref.samples * MIN_TAR_SAMPLE_BYTES > ref.bytes:
+                raise ShardError(
+                    f"{ref.url}: the manifest lists {ref.samples} samples, more than a tar of "
+                    f"{ref.bytes} bytes can hold (forged or damaged manifest)"
+                )
+            if not self.remote(i):  # the file's size against the manifest's (remote: the index's)
+                path = ref.url[7:] if ref.url.startswith("file://") else ref.url
+                try:
+                    size = regular_size(path)
+                except ShardsError as e:
+                    raise ShardError(f"{ref.url}: cannot open the shard: {e}") from e
+                if size is None:
+                    raise ShardError(f"{ref.url}: shard listed in the manifest is missing")
+                self._check_size(i, size)
+            self._index(i)
 
     def _index(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
         if i not in self._indexes:
@@ -194,25 +230,29 @@ class ShardFiles:
 
     def _fetch_index(self, i: int, url: str) -> bytes | None:
         """Index bytes; remote ones go through the disk cache (one download per machine)."""
+        ref = self.shards[i]
+        size = index_size(ref.samples)  # what an index of this shard must have: read no more
         if not self.remote(i):
             path = url[7:] if url.startswith("file://") else url
-            with contextlib.suppress(FileNotFoundError):
-                return Path(path).read_bytes()
-            return None
-        ref = self.shards[i]
+            try:
+                return read_local(path, size)
+            except FileNotFoundError:
+                return None
+            except (ShardsError, OSError) as e:
+                raise ShardError(f"{url}: cannot read the tar index: {e}") from e
         cached = self.cache_dir / "tar-index" / f"{ref.sha256}-{ref.bytes}.idx"
-        with contextlib.suppress(FileNotFoundError):
-            return cached.read_bytes()
+        with contextlib.suppress(FileNotFoundError, ShardsError):
+            return read_local(cached, size)
         cached.parent.mkdir(parents=True, exist_ok=True)
         # The workers of a rank start together: the lock makes them wait for one download.
         with open(cached.with_suffix(".lock"), "a+b") as lock:
             flock(lock)
-            with contextlib.suppress(FileNotFoundError):
-                return cached.read_bytes()
+            with contextlib.suppress(FileNotFoundError, ShardsError):
+                return read_local(cached, size)
             fs, _ = self.ranges_fs(i)
             path = url if isinstance(fs, PlainHttp) else fs._strip_protocol(url)
             try:
-                data = fetch_range(fs, path, 0, None, url, self.fetch_retries)
+                data = fetch_range(fs, path, 0, size, url, self.fetch_retries)
             except FileNotFoundError:
                 return None
             atomic_write_bytes(cached, data)
