@@ -72,7 +72,9 @@ def _first_samples(ds: Dataset, count: int) -> list[tuple[Image.Image | None, st
                     out.append(_sheet_item(sample, entry.path))
                     if len(out) >= count:
                         return out
-        except (ShardsError, OSError, tarfile.TarError) as e:
+        except ShardsError as e:  # names the file already
+            raise UserError(f"cannot read a shard: {e}") from e
+        except (OSError, tarfile.TarError) as e:
             raise UserError(f"{ds.shard_url(entry)}: cannot read the shard: {e}") from e
     return out
 
