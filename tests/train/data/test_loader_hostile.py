@@ -172,3 +172,21 @@ def test_remote_manifest_403_is_a_typed_error(served):
 def test_clean_remote_dataset_still_reads_everything(served, tmp_path):
     keys = _keys(_remote(served.url, cache_dir=tmp_path / "cache"))
     assert len(keys) == 20 and len(set(keys)) == 20
+
+
+@pytest.mark.parametrize("damage", ["fifo", "forged-index"])
+def test_samples_command_prints_one_error_line(images, damage):
+    from click.testing import CliRunner
+
+    from babylm.train.cli import main
+
+    if damage == "fifo":
+        (images / "shard-000001.tar").unlink()
+        os.mkfifo(images / "shard-000001.tar")
+    else:
+        forge_index(images, 1, lambda r, c: r.__setitem__((-1, 1), 2**62))
+    args = ["samples", str(images), "--batch-size", "4", "--image-size", "32"]
+    result = finishes(lambda: CliRunner().invoke(main, args), timeout=30)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert "shard-000001" in lines[0]
