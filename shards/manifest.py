@@ -346,19 +346,26 @@ def _list_indexes(folder: Path, manifest: Manifest) -> None:
     that rebuild entries field by field drop it). A file is listed only if its header names the
     shard's size and sha256; a tar shard without one (linked in from elsewhere, or written before
     indexes existed) gets one made from the tar now, so every dataset folder lists its indexes."""
-    from babylm.shards.atomic import atomic_write_bytes
-    from babylm.shards.tar_index import TarIndexError, decode_index, index_path, index_tar_file, sha256_hex
+    from babylm.shards.access import read_local
+    from babylm.shards.tar_index import (
+        TarIndexError,
+        decode_index,
+        index_path,
+        index_size,
+        index_tar_file,
+        sha256_hex,
+    )
 
     for s in manifest.shards:
         if s.index is not None or not s.path.endswith(".tar"):
             continue
         path = folder / index_path(s.path)
         try:
-            data: bytes | None = path.read_bytes()
+            data: bytes | None = read_local(path, index_size(s.samples))
             index = decode_index(data, str(path))
             if (index.shard_bytes, index.shard_sha256) != (s.bytes, s.sha256):
                 data = None
-        except (FileNotFoundError, TarIndexError):
+        except (FileNotFoundError, TarIndexError, ShardsError):
             data = None
         if data is None:
             data = index_tar_file(folder / s.path, s.samples, s.bytes, s.sha256)

@@ -158,14 +158,16 @@ def index_tar_file(path: Path, samples: int, size: int, sha256: str) -> bytes | 
     """The index of an existing tar shard (one that arrived without its `.idx`), or None when the
     file is not the shard `samples` / `size` / `sha256` describe. Reads the tar twice: its headers,
     then its bytes once for the sha256 and the sample checksums."""
+    from babylm.shards.access import regular_size
+    from babylm.shards.errors import ShardsError
     from babylm.shards.tar_scan import TarScanError, build_tar_index
 
     try:
-        if path.stat().st_size != size:
+        if regular_size(path) != size:
             return None
         with open(path, "rb") as f:
             ranges = build_tar_index(f, str(path))
-    except (FileNotFoundError, TarScanError):
+    except (FileNotFoundError, TarScanError, ShardsError):
         return None
     if len(ranges) != samples:
         return None
