@@ -15,9 +15,12 @@ covers the whole request, body included).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
 import stat
+import threading
 import time
 from typing import Any, BinaryIO
 
@@ -102,34 +105,107 @@ def fsspec_options(url: str, storage_options: dict[str, Any] | None, timeout: fl
     return options
 
 
+class _Watchdog:
+    """Shuts a request's socket down at its deadline, whatever the request is waiting for then
+    (the connection, the headers, the body): a server that trickles cannot stretch it."""
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+        self.fired = False
+        self._timer: threading.Timer | None = None
+
+    def arm(self, sock: socket.socket) -> None:
+        self.cancel()  # a redirect opens another connection: watch that one
+
+        def fire() -> None:
+            self.fired = True
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+        self._timer = threading.Timer(max(0.0, self.deadline - time.monotonic()), fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def _watched(handler: type, watchdog: _Watchdog) -> Any:
+    """An instance of urllib handler class `handler` whose connections `watchdog` watches
+    (redirects, proxies and TLS settings stay urllib's)."""
+
+    class Watched(handler):  # type: ignore[misc, valid-type]
+        def do_open(self, http_class: Any, req: Any, **kw: Any) -> Any:
+            def connection(host: str, **args: Any) -> Any:
+                conn = http_class(host, **args)
+                connect = conn.connect
+
+                def connect_and_watch() -> None:
+                    connect()
+                    watchdog.arm(conn.sock)
+
+                conn.connect = connect_and_watch
+                return conn
+
+            return super().do_open(connection, req, **kw)
+
+    return Watched()
+
+
 def _arm(response: Any, deadline: float, timeout: float) -> None:
     """Give the next socket read only the time left before the request's deadline."""
     left = deadline - time.monotonic()
     if left <= 0:
-        raise RemoteError(f"no complete answer within the {timeout:g} s deadline (fetch_timeout)")
+        raise RemoteError(_late(timeout))
     sock = getattr(getattr(response.fp, "raw", None), "_sock", None)
     if sock is not None:
         sock.settimeout(left)
+
+
+def _late(timeout: float) -> str:
+    return f"no complete answer within the {timeout:g} s deadline (fetch_timeout)"
 
 
 def http_get(
     url: str, start: int = 0, end: int | None = None, *, timeout: float, limit: int | None = None
 ) -> bytes:
     """Bytes [start, end) of `url` (end None: to its end, at most `limit` bytes) in one GET that
-    ends within `timeout` seconds. FileNotFoundError on 404; RemoteError (no URL in the message:
-    callers add it) for any other failure."""
+    ends within `timeout` seconds, connection, headers and body. FileNotFoundError on 404;
+    RemoteError (no URL in the message: callers add it) for any other failure."""
+    import urllib.request
+
+    watchdog = _Watchdog(time.monotonic() + timeout)
+    opener = urllib.request.build_opener(
+        _watched(urllib.request.HTTPHandler, watchdog), _watched(urllib.request.HTTPSHandler, watchdog)
+    )
+    try:
+        data = _get(opener, url, start, end, timeout, limit, watchdog.deadline)
+    except RemoteError as e:
+        if watchdog.fired:
+            raise RemoteError(_late(timeout)) from e
+        raise
+    finally:
+        watchdog.cancel()
+    if watchdog.fired:  # the socket was shut down mid-body: what arrived is not the answer
+        raise RemoteError(_late(timeout))
+    return data
+
+
+def _get(
+    opener: Any, url: str, start: int, end: int | None, timeout: float, limit: int | None, deadline: float
+) -> bytes:
     import http.client
     import urllib.error
     import urllib.request
 
-    deadline = time.monotonic() + timeout
     want = None if end is None else end - start
     cap = want if want is not None else limit
     headers = {"Range": f"bytes={start}-{'' if end is None else end - 1}"} if start or end is not None else {}
     chunks: list[bytes] = []
     got = 0
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as r:
+        with opener.open(urllib.request.Request(url, headers=headers), timeout=timeout) as r:
             if headers and r.status != 206:
                 raise RemoteError(
                     f"answered {r.status} to a range request (does the server support HTTP range requests?)"
@@ -152,7 +228,7 @@ def http_get(
         retry = e.code >= 500 or e.code in (408, 429)
         raise RemoteError(f"HTTP {e.code} {e.reason}", status=e.code, retry=retry) from e
     except TimeoutError as e:
-        raise RemoteError(f"no complete answer within the {timeout:g} s deadline (fetch_timeout)") from e
+        raise RemoteError(_late(timeout)) from e
     except (OSError, http.client.HTTPException) as e:
         if isinstance(e, RemoteError):
             raise

@@ -3,11 +3,13 @@
 Range requests (as nginx, S3 and CDNs answer them), a per-request delay (an object store in
 another cluster), a log of every request and the bytes sent, and faults injected on chosen
 requests: a 5xx answer, any status (403, 500), a short body (the connection closes mid-answer),
-a stall, a trickle (one byte at a time), an endless body, a body longer than the range asked.
+a stall, a trickle (one byte at a time, of the body or of the headers), an endless body, a body
+longer than the range asked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import os
@@ -24,6 +26,7 @@ class Fault:
     - "short": half the body, then the connection closes;
     - "stall": `stall_s` before answering;
     - "trickle": the right headers, then the body one byte every `stall_s` seconds;
+    - "trickle_head": the status line, then header bytes one every `stall_s` seconds;
     - "endless": no Content-Length, the body and then zeros until the client hangs up;
     - "long": a Content-Length and body 4096 bytes longer than the range asked."""
 
@@ -102,6 +105,11 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             f.seek(start)
             data = f.read(end - start + 1) if body else b""
         kind = fault.kind if fault is not None else ""
+        if kind == "trickle_head":
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self._send(b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 1000, "trickle", fault.stall_s)
+            self.close_connection = True
+            return
         extra = 4096 if kind == "long" else 0
         self.send_response(206 if m else 200)
         self.send_header("Content-Type", "application/octet-stream")

@@ -41,6 +41,15 @@ def test_trickling_manifest_fails_by_the_deadline_then_retries_and_names_the_url
     assert 10 - fault.times == 2  # requests made (the server logs a trickle only when it ends)
 
 
+def test_trickled_headers_end_by_the_deadline_too(served):
+    fault = Fault("blob.bin", "trickle_head", times=10, stall_s=0.2)
+    served.state.faults.append(fault)
+    t0 = time.monotonic()
+    with pytest.raises(RemoteError, match="deadline"):
+        read_url(f"{served.url}/blob.bin", timeout=0.8, retries=0)
+    assert time.monotonic() - t0 < 3 and 10 - fault.times == 1
+
+
 @pytest.mark.parametrize("status, tries", [(403, 1), (500, 3)])
 def test_manifest_http_status_reaches_the_message(served, status, tries):
     served.state.faults.append(Fault("manifest.json", "status", times=10, status=status))
