@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +171,8 @@ class ShardFiles:
 
     def check(self) -> None:
         """Check every shard before anything is sized by its manifest counts (the epoch plan
-        is): plausible counts, and each index read, validated and of the listed length."""
+        is): plausible counts, local sizes, and each index read, validated and of the listed
+        length (remote ones 8 at a time; they land in the disk cache the workers read)."""
         for i, ref in enumerate(self.shards):
             if ref.samples * MIN_TAR_SAMPLE_BYTES > ref.bytes:
                 raise ShardError(
@@ -178,15 +180,24 @@ class ShardFiles:
                     f"{ref.bytes} bytes can hold (forged or damaged manifest)"
                 )
             if not self.remote(i):  # the file's size against the manifest's (remote: the index's)
-                path = ref.url[7:] if ref.url.startswith("file://") else ref.url
-                try:
-                    size = regular_size(path)
-                except ShardsError as e:
-                    raise ShardError(f"{ref.url}: cannot open the shard: {e}") from e
-                if size is None:
-                    raise ShardError(f"{ref.url}: shard listed in the manifest is missing")
-                self._check_size(i, size)
-            self._index(i)
+                self._check_local_size(i)
+                self._index(i)
+        remote = [i for i in range(len(self.shards)) if self.remote(i)]
+        if remote:
+            with ThreadPoolExecutor(min(8, len(remote)), thread_name_prefix="babylm-index") as pool:
+                for _ in pool.map(self._index, remote):
+                    pass
+
+    def _check_local_size(self, i: int) -> None:
+        ref = self.shards[i]
+        path = ref.url[7:] if ref.url.startswith("file://") else ref.url
+        try:
+            size = regular_size(path)
+        except ShardsError as e:
+            raise ShardError(f"{ref.url}: cannot open the shard: {e}") from e
+        if size is None:
+            raise ShardError(f"{ref.url}: shard listed in the manifest is missing")
+        self._check_size(i, size)
 
     def _index(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
         if i not in self._indexes:
