@@ -238,6 +238,46 @@ def _get(
     return b"".join(chunks)
 
 
+def remote_size(
+    url: str, storage_options: dict[str, Any] | None = None, timeout: float = DEFAULT_TIMEOUT
+) -> int | None:
+    """Size of a remote file; None if absent (404), RemoteError with the status otherwise (fsspec
+    turns every failed HEAD into "not found", which hid a 403)."""
+    if not is_plain_http(url, storage_options):
+        return _fsspec_size(url, storage_options, timeout)
+    import urllib.error
+    import urllib.request
+
+    watchdog = _Watchdog(time.monotonic() + timeout)
+    opener = urllib.request.build_opener(
+        _watched(urllib.request.HTTPHandler, watchdog), _watched(urllib.request.HTTPSHandler, watchdog)
+    )
+    try:
+        with opener.open(urllib.request.Request(url, method="HEAD"), timeout=timeout) as r:
+            length = r.headers.get("Content-Length")
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return None
+        raise RemoteError(f"{url}: HTTP {e.code} {e.reason}", status=e.code, retry=False) from e
+    except OSError as e:
+        raise RemoteError(f"{url}: {_late(timeout) if watchdog.fired else f'{type(e).__name__}: {e}'}") from e
+    finally:
+        watchdog.cancel()
+    if length is None or not length.isdigit():  # a HEAD without a length: fsspec tries harder
+        return _fsspec_size(url, storage_options, timeout)
+    return int(length)
+
+
+def _fsspec_size(url: str, storage_options: dict[str, Any] | None, timeout: float) -> int | None:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url, **fsspec_options(url, storage_options, timeout))
+    try:
+        return int(fs.size(path))
+    except FileNotFoundError:
+        return None
+
+
 def _fsspec_get(url: str, start: int, end: int | None, options: dict[str, Any], limit: int | None) -> bytes:
     import fsspec
 

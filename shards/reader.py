@@ -25,6 +25,7 @@ from babylm.shards.access import (
     read_local,
     read_url,
     regular_size,
+    remote_size,
 )
 from babylm.shards.errors import RemoteError
 from babylm.shards.manifest import MANIFEST_NAME, Manifest, ShardEntry, parse_manifest
@@ -67,13 +68,7 @@ def file_size(
     for a local FIFO, device or folder)."""
     if not is_remote(url):
         return regular_size(_local_path(url))
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(url, **fsspec_options(url, storage_options, timeout))
-    try:
-        return int(fs.size(path))
-    except FileNotFoundError:
-        return None
+    return remote_size(url, storage_options, timeout)
 
 
 @dataclass

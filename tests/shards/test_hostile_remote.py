@@ -94,3 +94,12 @@ def test_endless_range_answer_is_cut_at_the_range(served):
     served.state.faults.append(Fault("blob.bin", "endless"))
     with pytest.raises(RemoteError, match="longer than the 100 bytes"):
         http_get(f"{served.url}/blob.bin", 0, 100, timeout=5)
+
+
+def test_verify_names_the_status_of_a_shard_it_cannot_read(served):
+    from babylm.shards import verify_dataset
+
+    ds = open_dataset(served.url, timeout=5)
+    served.state.faults.append(Fault("shard-000001.tar", "status", times=10, status=403))
+    found = [str(p) for p in verify_dataset(ds)]
+    assert len(found) == 1 and found[0].startswith("shard-000001.tar: unreadable") and "HTTP 403" in found[0]

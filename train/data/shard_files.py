@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from babylm.shards.access import fsspec_options, open_regular, read_local, regular_size
+from babylm.shards.access import fsspec_options, open_regular, read_local, regular_size, remote_size
 from babylm.shards.atomic import atomic_write_bytes
 from babylm.shards.errors import ShardsError
 from babylm.shards.manifest import MIN_TAR_SAMPLE_BYTES
@@ -122,13 +122,16 @@ class ShardFiles:
         return self.fs(i)
 
     def remote_size(self, i: int) -> int:
-        fs, path = self.fs(i)
+        url = self.shards[i].url
         try:
-            return int(fs.size(path))
-        except FileNotFoundError as e:
-            raise ShardError(f"{self.shards[i].url}: shard listed in the manifest is missing") from e
+            size = remote_size(url, self.storage_options, self.fetch_timeout)
+        except ShardsError as e:  # names the URL and the status
+            raise ShardError(f"cannot get the size of a shard: {e}") from e
         except Exception as e:  # noqa: BLE001 - any client failure: one error naming the shard
-            raise ShardError(f"{self.shards[i].url}: cannot get its size: {type(e).__name__}: {e}") from e
+            raise ShardError(f"{url}: cannot get its size: {type(e).__name__}: {e}") from e
+        if size is None:
+            raise ShardError(f"{url}: shard listed in the manifest is missing")
+        return size
 
     def _fd(self, i: int) -> int:
         self._check_process()
