@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,22 @@ INDEX_VERSION = 1
 
 
 class ShardError(TrainError, RuntimeError):
-    """A shard that cannot be used at all (missing, wrong size, unreadable tar structure)."""
+    """A shard that cannot be used at all (missing, wrong size, unreadable tar structure).
+
+    Raised in a DataLoader worker, torch re-raises it in the main process as
+    `ShardError("Caught ShardError in DataLoader worker process 0. Original Traceback ...")`: the
+    message keeps only what the worker's error said, so the CLI's one line is that."""
+
+    def __init__(self, message: str = ""):
+        super().__init__(_worker_message(message, type(self).__name__))
+
+
+def _worker_message(message: str, name: str) -> str:
+    if not message.startswith(f"Caught {name} in DataLoader worker") or "Traceback" not in message:
+        return message
+    # The traceback's last line is `module.path.ShardError: <the message>`.
+    found = list(re.finditer(rf"\n(?:[\w.]+\.)?{name}: ", message))
+    return f"{message[found[-1].end() :].strip()} (in a DataLoader worker)" if found else message
 
 
 class CorruptSample(ValueError):

@@ -190,3 +190,14 @@ def test_samples_command_prints_one_error_line(images, damage):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("Error: "), result.output
     assert "shard-000001" in lines[0]
+
+
+def test_an_error_in_a_worker_reaches_the_main_process_as_its_own_message(served, tmp_path):
+    served.state.faults.append(Fault(".tar", "status", times=100, status=403))
+    loader = _remote(served.url, cache_dir=tmp_path / "cache", workers=1)
+    with pytest.raises(ShardError) as e:
+        finishes(lambda: _keys(loader), timeout=60)
+    message = str(e.value)
+    assert "Traceback" not in message and "\n" not in message
+    assert message.startswith(f"{served.url}/shard-0000") and "HTTP 403" in message
+    assert message.endswith("(in a DataLoader worker)")
