@@ -191,7 +191,21 @@ def token_column(table: pa.Table) -> pa.ChunkedArray:
 
 
 def read_npy(data: bytes):
-    """Decode a `.npy` member without allowing pickles."""
+    """Decode a `.npy` member without allowing pickles, and without allocating what its header
+    declares before checking that the member holds that many bytes (ValueError otherwise)."""
     import numpy as np
 
+    fp = io.BytesIO(data)
+    version = np.lib.format.read_magic(fp)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+    else:  # 3.0 (utf-8 field names): no public reader of its header
+        shape, _, dtype = np.lib.format._read_array_header(fp, version)
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if need > len(data) - fp.tell():
+        raise ValueError(
+            f".npy header declares {shape} {dtype} ({need} bytes); the member has {len(data) - fp.tell()}"
+        )
     return np.load(io.BytesIO(data), allow_pickle=False)

@@ -3,6 +3,7 @@ vocabulary: `verify` names them, `inspect` never hangs or crashes, the CLI print
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -207,3 +208,18 @@ def test_plain_verify_catches_token_ids_past_the_recorded_vocabulary(tmp_path):
     assert len(found) == 1 and "token id 84 >= vocab size 50" in found[0]
     result = CliRunner().invoke(prep_main, ["verify", str(out)])
     assert result.exit_code == 1 and "token id 84" in result.output
+
+
+def test_npy_declaring_more_than_it_holds_is_refused_before_allocating():
+    import numpy as np
+
+    from babylm.shards import read_npy
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": (10**12,)})
+    buf.write(bytes(64))
+    with pytest.raises(ValueError, match="declares"):
+        read_npy(buf.getvalue())
+    buf = io.BytesIO()
+    np.save(buf, np.arange(6, dtype=np.float32).reshape(2, 3))
+    assert read_npy(buf.getvalue()).tolist() == [[0, 1, 2], [3, 4, 5]]
