@@ -28,6 +28,7 @@ from babylm.shards.manifest import MIN_TAR_SAMPLE_BYTES
 from babylm.shards.reader import is_remote
 from babylm.shards.tar_index import (
     TarIndexError,
+    check_ranges,
     checksum,
     decode_index,
     index_path,
@@ -277,12 +278,15 @@ class ShardFiles:
         try:
             if not self.remote(i):
                 with os.fdopen(os.dup(self._fd(i)), "rb") as f:
-                    return build_tar_index(f, ref.url)
-            fs, path = self.fs(i)
-            with fs.open(path, "rb", block_size=8 << 20, cache_type="readahead") as f:
-                return build_tar_index(f, ref.url)
-        except TarScanError as e:
+                    ranges = build_tar_index(f, ref.url)
+            else:
+                fs, path = self.fs(i)
+                with fs.open(path, "rb", block_size=8 << 20, cache_type="readahead") as f:
+                    ranges = build_tar_index(f, ref.url)
+            check_ranges(ranges, ref.bytes, ref.url)  # a member header declaring more than the tar has
+        except (TarScanError, TarIndexError) as e:
             raise ShardError(str(e)) from e
+        return ranges
 
     # -- reading -------------------------------------------------------------------------------
 

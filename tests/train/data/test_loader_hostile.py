@@ -201,3 +201,27 @@ def test_an_error_in_a_worker_reaches_the_main_process_as_its_own_message(served
     assert "Traceback" not in message and "\n" not in message
     assert message.startswith(f"{served.url}/shard-0000") and "HTTP 403" in message
     assert message.endswith("(in a DataLoader worker)")
+
+
+def test_scanned_tar_whose_member_declares_more_than_the_shard_has_is_refused(images, tmp_path):
+    import tarfile
+
+    def no_index(m):
+        for entry in m["shards"]:
+            entry.pop("index")
+
+    edit_manifest(images, no_index)
+    for idx in images.glob("*.idx"):
+        idx.unlink()
+    shard = images / "shard-000000.tar"
+    with tarfile.open(shard) as tar:
+        last = tar.getmembers()[-1].offset
+    raw = bytearray(shard.read_bytes())
+    header = raw[last : last + 512]
+    header[124:136] = b"%011o\0" % 0o77777777777  # about 8.5 GB in a ~20 KB tar
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    raw[last : last + 512] = header
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(ShardError, match=r"shard-000000\.tar: a sample range lies outside the shard"):
+        build_loader(images, batch_size=4, image_size=32, cache_dir=tmp_path / "cache")
