@@ -1,6 +1,7 @@
 """The shard format shared by `babylm.prep` (writes it) and `babylm.train` (reads it)."""
 
 from babylm.shards.atomic import atomic_write, atomic_write_bytes
+from babylm.shards.errors import FileTooLarge, NotRegularFile, RemoteError, ShardsError
 from babylm.shards.manifest import (
     FORMAT_VERSION,
     KINDS,
@@ -49,6 +50,10 @@ __all__ = [
     "RollingWriter",
     "ShardEntry",
     "ShardProblem",
+    "ShardsError",
+    "FileTooLarge",
+    "NotRegularFile",
+    "RemoteError",
     "TarShardWriter",
     "iter_tar_samples",
     "load_manifest",

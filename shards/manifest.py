@@ -14,13 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from babylm.shards.atomic import atomic_write_bytes
+from babylm.shards.errors import ShardsError
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 KINDS = ("image_text", "tokens", "features")
+# Counts and sizes beyond this are forged (an exabyte): refused before anything is sized by them.
+MAX_COUNT = 1 << 60
+# Every sample of a tar shard has at least one 512-byte member header.
+MIN_TAR_SAMPLE_BYTES = 512
 
 
-class ManifestError(ValueError):
+class ManifestError(ShardsError, ValueError):
     """A manifest that cannot be used; the message names the file and the field."""
 
 
@@ -152,11 +157,15 @@ def check_relative_path(path: str, source: str = MANIFEST_NAME) -> str:
     """Reject shard paths that are absolute or escape the dataset folder."""
     if not isinstance(path, str) or not path:
         raise ManifestError(f"{source}: shard path must be a non-empty string, got {path!r}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in path) or len(path) > 4096:
+        raise ManifestError(f"{source}: shard path {path[:200]!r} has control characters or is too long")
     if path.startswith(("/", "\\")) or "://" in path or (len(path) > 1 and path[1] == ":"):
         raise ManifestError(f"{source}: shard path {path!r} is absolute; paths must be relative")
     norm = posixpath.normpath(path.replace("\\", "/"))
     if norm == ".." or norm.startswith("../") or "/../" in f"/{norm}/":
         raise ManifestError(f"{source}: shard path {path!r} escapes the dataset folder")
+    if norm == "." or path.endswith(("/", "\\")):
+        raise ManifestError(f"{source}: shard path {path!r} names a folder, not a file")
     return path
 
 
@@ -169,6 +178,8 @@ def _field(data: dict, name: str, types: type | tuple[type, ...], source: str, w
         raise ManifestError(
             f"{source}: field '{where}{name}' must be {_type_names(types)}, got {type(value).__name__}"
         )
+    if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= MAX_COUNT:
+        raise ManifestError(f"{source}: field '{where}{name}' is {value}, outside [0, {MAX_COUNT}]")
     return value
 
 
@@ -195,6 +206,27 @@ def _index_field(raw: Any, source: str, where: str) -> dict[str, Any] | None:
     if not _is_sha256(raw.get("sha256")):
         raise ManifestError(f"{source}: field '{where}index.sha256' is not a hex sha256 digest")
     return {"path": path, "bytes": nbytes, "sha256": raw["sha256"]}
+
+
+def _index_size(samples: int) -> int:
+    from babylm.shards.tar_index import index_size
+
+    return index_size(samples)
+
+
+def check_plausible(kind: str, entry: ShardEntry, source: str) -> None:
+    """Refuse counts a shard of `entry.bytes` bytes cannot hold, before a reader sizes anything
+    by them (readers check `entry.bytes` against the file itself)."""
+    if kind != "tokens" and entry.samples * MIN_TAR_SAMPLE_BYTES > entry.bytes:
+        raise ManifestError(
+            f"{source}: shard {entry.path} lists {entry.samples} samples, more than a tar of "
+            f"{entry.bytes} bytes can hold"
+        )
+    if kind == "tokens" and (entry.tokens or 0) > entry.bytes:
+        raise ManifestError(
+            f"{source}: shard {entry.path} lists {entry.tokens} tokens, more than a shard of "
+            f"{entry.bytes} bytes can hold"
+        )
 
 
 def _parse(data: Any, source: str) -> Manifest:
@@ -230,21 +262,30 @@ def _parse(data: Any, source: str) -> Manifest:
         if not _is_sha256(sha):
             raise ManifestError(f"{source}: field '{where}sha256' is not a hex sha256 digest")
         tokens = raw.get("tokens")
-        if tokens is not None and (not isinstance(tokens, int) or isinstance(tokens, bool)):
-            raise ManifestError(f"{source}: field '{where}tokens' must be int")
+        if tokens is not None:
+            tokens = _field(raw, "tokens", int, source, where)
         meta = raw.get("meta", {})
         if not isinstance(meta, dict):
             raise ManifestError(f"{source}: field '{where}meta' must be an object")
         index = _index_field(raw.get("index"), source, where)
+        if index is not None and index["bytes"] != _index_size(samples):
+            raise ManifestError(
+                f"{source}: field '{where}index.bytes' is {index['bytes']}, but an index of "
+                f"{samples} samples has {_index_size(samples)}"
+            )
         shards.append(ShardEntry(path, samples, nbytes, sha, tokens, meta, index))
     skipped = data.get("skipped", {})
     if not isinstance(skipped, dict) or not all(
-        isinstance(v, int) and not isinstance(v, bool) for v in skipped.values()
+        isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_COUNT for v in skipped.values()
     ):
         raise ManifestError(f"{source}: field 'skipped' must map reasons to integer counts")
     params = data.get("params", {})
     if not isinstance(params, dict):
         raise ManifestError(f"{source}: field 'params' must be an object")
+    if "vocab_size" in params:
+        vocab = _field(params, "vocab_size", int, source, "params.")
+        if vocab < 1:
+            raise ManifestError(f"{source}: field 'params.vocab_size' must be >= 1, got {vocab}")
     return Manifest(
         kind=kind,
         shards=shards,
@@ -262,15 +303,24 @@ def parse_manifest(text: str | bytes, source: str = MANIFEST_NAME) -> Manifest:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise ManifestError(f"{source}: not valid JSON (line {e.lineno}, column {e.colno}): {e.msg}") from e
-    return Manifest.from_dict(data, source)
+    except UnicodeDecodeError as e:
+        raise ManifestError(f"{source}: not valid JSON: not UTF-8 text ({e.reason} at byte {e.start})") from e
+    except (ValueError, RecursionError) as e:  # numbers too long to convert, nesting too deep
+        raise ManifestError(f"{source}: not valid JSON: {type(e).__name__}: {str(e)[:200]}") from e
+    try:
+        return Manifest.from_dict(data, source)
+    except RecursionError as e:
+        raise ManifestError(f"{source}: JSON nested too deeply to be a manifest") from e
 
 
 def load_manifest(folder: str | os.PathLike) -> Manifest:
     """Read and validate `folder/manifest.json` from a local folder."""
+    from babylm.shards.access import MAX_MANIFEST_BYTES, read_local
+
     path = Path(folder) / MANIFEST_NAME
     if not path.exists():
         raise ManifestError(f"{path}: no manifest; is this a babylm dataset folder (or is prep unfinished)?")
-    return parse_manifest(path.read_bytes(), str(path))
+    return parse_manifest(read_local(path, MAX_MANIFEST_BYTES), str(path))
 
 
 def write_manifest(folder: str | os.PathLike, manifest: Manifest) -> Path:
@@ -296,19 +346,26 @@ def _list_indexes(folder: Path, manifest: Manifest) -> None:
     that rebuild entries field by field drop it). A file is listed only if its header names the
     shard's size and sha256; a tar shard without one (linked in from elsewhere, or written before
     indexes existed) gets one made from the tar now, so every dataset folder lists its indexes."""
-    from babylm.shards.atomic import atomic_write_bytes
-    from babylm.shards.tar_index import TarIndexError, decode_index, index_path, index_tar_file, sha256_hex
+    from babylm.shards.access import read_local
+    from babylm.shards.tar_index import (
+        TarIndexError,
+        decode_index,
+        index_path,
+        index_size,
+        index_tar_file,
+        sha256_hex,
+    )
 
     for s in manifest.shards:
         if s.index is not None or not s.path.endswith(".tar"):
             continue
         path = folder / index_path(s.path)
         try:
-            data: bytes | None = path.read_bytes()
+            data: bytes | None = read_local(path, index_size(s.samples))
             index = decode_index(data, str(path))
             if (index.shard_bytes, index.shard_sha256) != (s.bytes, s.sha256):
                 data = None
-        except (FileNotFoundError, TarIndexError):
+        except (FileNotFoundError, TarIndexError, ShardsError):
             data = None
         if data is None:
             data = index_tar_file(folder / s.path, s.samples, s.bytes, s.sha256)

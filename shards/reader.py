@@ -17,6 +17,17 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 
+from babylm.shards.access import (
+    DEFAULT_TIMEOUT,
+    MAX_MANIFEST_BYTES,
+    fsspec_options,
+    open_regular,
+    read_local,
+    read_url,
+    regular_size,
+    remote_size,
+)
+from babylm.shards.errors import RemoteError
 from babylm.shards.manifest import MANIFEST_NAME, Manifest, ShardEntry, parse_manifest
 from babylm.shards.writer import TOKEN_COLUMN
 
@@ -38,27 +49,26 @@ def join_location(base: str, relative: str) -> str:
     return os.path.join(_local_path(base), relative)
 
 
-def open_file(url: str, storage_options: dict[str, Any] | None = None) -> BinaryIO:
-    """Open a local path or any fsspec URL for binary reading."""
+def open_file(
+    url: str, storage_options: dict[str, Any] | None = None, timeout: float = DEFAULT_TIMEOUT
+) -> BinaryIO:
+    """Open a local regular file or any fsspec URL for binary reading (HTTP requests, one per
+    block read, each within `timeout` seconds). NotRegularFile for a FIFO, device or folder."""
     if not is_remote(url):
-        return open(_local_path(url), "rb")
+        return open_regular(_local_path(url))
     import fsspec
 
-    return fsspec.open(url, "rb", **(storage_options or {})).open()
+    return fsspec.open(url, "rb", **fsspec_options(url, storage_options, timeout)).open()
 
 
-def file_size(url: str, storage_options: dict[str, Any] | None = None) -> int | None:
-    """Size in bytes of a local or remote file, or None if it does not exist."""
+def file_size(
+    url: str, storage_options: dict[str, Any] | None = None, timeout: float = DEFAULT_TIMEOUT
+) -> int | None:
+    """Size in bytes of a local or remote file, or None if it does not exist (NotRegularFile
+    for a local FIFO, device or folder)."""
     if not is_remote(url):
-        p = Path(_local_path(url))
-        return p.stat().st_size if p.exists() else None
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
-    try:
-        return int(fs.size(path))
-    except FileNotFoundError:
-        return None
+        return regular_size(_local_path(url))
+    return remote_size(url, storage_options, timeout)
 
 
 @dataclass
@@ -68,6 +78,7 @@ class Dataset:
     location: str
     manifest: Manifest
     storage_options: dict[str, Any] = field(default_factory=dict)
+    timeout: float = DEFAULT_TIMEOUT  # seconds per remote request
 
     @property
     def kind(self) -> str:
@@ -81,17 +92,25 @@ class Dataset:
         return [self.shard_url(e) for e in self.manifest.shards]
 
     def open_shard(self, entry: ShardEntry) -> BinaryIO:
-        return open_file(self.shard_url(entry), self.storage_options)
+        return open_file(self.shard_url(entry), self.storage_options, self.timeout)
 
 
 class DatasetNotFound(FileNotFoundError):
     """A dataset location without a manifest (the message names it and says what to pass)."""
 
 
-def open_dataset(location: str | os.PathLike, storage_options: dict[str, Any] | None = None) -> Dataset:
+def open_dataset(
+    location: str | os.PathLike,
+    storage_options: dict[str, Any] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    retries: int = 4,
+) -> Dataset:
     """Resolve `location` (folder or manifest URL) and load its validated manifest.
 
-    Raises DatasetNotFound when there is no manifest, ManifestError when it does not validate.
+    Raises DatasetNotFound when there is no manifest, ManifestError when it does not validate,
+    RemoteError when a remote one cannot be read (its HTTP status in the message; each request
+    within `timeout` seconds, `retries` more tries), NotRegularFile / FileTooLarge for a local
+    one that is not a file of sane size.
     """
     loc = str(location).rstrip("/")
     if loc.endswith("/" + MANIFEST_NAME) or loc == MANIFEST_NAME:
@@ -102,13 +121,23 @@ def open_dataset(location: str | os.PathLike, storage_options: dict[str, Any] | 
         )
     manifest_url = join_location(loc, MANIFEST_NAME)
     try:
-        with open_file(manifest_url, storage_options) as f:
-            data = f.read()
+        if is_remote(manifest_url):
+            data = read_url(
+                manifest_url,
+                storage_options=storage_options,
+                timeout=timeout,
+                retries=retries,
+                limit=MAX_MANIFEST_BYTES,
+            )
+        else:
+            data = read_local(_local_path(manifest_url), MAX_MANIFEST_BYTES)
     except FileNotFoundError as e:
         raise DatasetNotFound(
             f"{manifest_url}: no manifest; is this a babylm dataset folder (or is prep unfinished)?"
         ) from e
-    return Dataset(loc, parse_manifest(data, manifest_url), dict(storage_options or {}))
+    except RemoteError as e:
+        raise RemoteError(f"{e}; cannot read the manifest", status=e.status, retry=False) from e
+    return Dataset(loc, parse_manifest(data, manifest_url), dict(storage_options or {}), timeout)
 
 
 def iter_tar_samples(fileobj: BinaryIO, source: str = "") -> Iterator[dict[str, Any]]:
@@ -136,12 +165,22 @@ def iter_tar_samples(fileobj: BinaryIO, source: str = "") -> Iterator[dict[str, 
         yield current
 
 
-def read_token_table(url: str, storage_options: dict[str, Any] | None = None) -> pa.Table:
-    """An Arrow token shard as a table; local files are memory-mapped, not read into memory."""
+def read_token_table(
+    url: str,
+    storage_options: dict[str, Any] | None = None,
+    size: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> pa.Table:
+    """An Arrow token shard as a table; local files are memory-mapped, not read into memory.
+    `size`: the byte count the manifest lists (a remote read stops there; more is an error)."""
     if not is_remote(url):
+        regular_size(_local_path(url))  # refuses a FIFO or device before mapping it
         source = pa.memory_map(_local_path(url), "r")
         return pa.ipc.open_file(source).read_all()
-    with open_file(url, storage_options) as f:
+    if size is not None:
+        data = read_url(url, 0, size, storage_options=storage_options, timeout=timeout)
+        return pa.ipc.open_file(pa.BufferReader(data)).read_all()
+    with open_file(url, storage_options, timeout) as f:
         return pa.ipc.open_file(pa.BufferReader(f.read())).read_all()
 
 
@@ -152,7 +191,21 @@ def token_column(table: pa.Table) -> pa.ChunkedArray:
 
 
 def read_npy(data: bytes):
-    """Decode a `.npy` member without allowing pickles."""
+    """Decode a `.npy` member without allowing pickles, and without allocating what its header
+    declares before checking that the member holds that many bytes (ValueError otherwise)."""
     import numpy as np
 
+    fp = io.BytesIO(data)
+    version = np.lib.format.read_magic(fp)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+    else:  # 3.0 (utf-8 field names): no public reader of its header
+        shape, _, dtype = np.lib.format._read_array_header(fp, version)
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if need > len(data) - fp.tell():
+        raise ValueError(
+            f".npy header declares {shape} {dtype} ({need} bytes); the member has {len(data) - fp.tell()}"
+        )
     return np.load(io.BytesIO(data), allow_pickle=False)

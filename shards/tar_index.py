@@ -49,6 +49,11 @@ class TarIndexError(ValueError):
     """An index file that does not parse or does not match its shard."""
 
 
+def index_size(samples: int) -> int:
+    """The size in bytes of the index file of a shard of `samples` samples."""
+    return _HEADER.size + samples * RECORD.itemsize + 4
+
+
 def checksum(data: bytes | bytearray | memoryview) -> int:
     """CRC-32C of `data` (hardware-accelerated; ~10 GB/s, next to nothing beside a JPEG decode)."""
     return google_crc32c.value(bytes(data) if isinstance(data, memoryview) else data)
@@ -92,8 +97,36 @@ def decode_index(data: bytes, source: str) -> TarIndex:
     if struct.unpack_from("<I", data, len(data) - 4)[0] != checksum(data[:-4]):
         raise TarIndexError(f"{source}: index checksum mismatch (damaged file)")
     body = np.frombuffer(data, dtype=RECORD, count=n, offset=_HEADER.size)
+    # Compared as uint64 first: a forged 2**63 must not wrap to a negative int64.
+    if n and int(body["end"].max()) > shard_bytes:
+        raise TarIndexError(
+            f"{source}: a sample range ends at byte {int(body['end'].max())}, past the shard's {shard_bytes} "
+            "bytes (forged or damaged index)"
+        )
     ranges = np.stack([body["start"], body["end"]], axis=1).astype(np.int64).reshape(-1, 2)
+    check_ranges(ranges, int(shard_bytes), source)
     return TarIndex(ranges, body["crc"].astype(np.uint32), int(shard_bytes), sha.hex())
+
+
+def check_ranges(ranges: np.ndarray, shard_bytes: int, source: str) -> None:
+    """Sample byte ranges a reader may trust: inside the shard, each non-empty, in order and not
+    overlapping (what a tar's samples are). TarIndexError naming `source` otherwise."""
+    if ranges.ndim != 2 or ranges.shape[1] != 2:
+        raise TarIndexError(f"{source}: sample ranges of shape {ranges.shape}, expected (N, 2)")
+    if not len(ranges):
+        return
+    starts, ends = ranges[:, 0], ranges[:, 1]
+    problem = ""
+    if int(starts.min()) < 0 or int(ends.max()) > shard_bytes:
+        problem = f"a sample range lies outside the shard's {shard_bytes} bytes"
+    elif bool((ends <= starts).any()):
+        j = int(np.argmax(ends <= starts))
+        problem = f"sample {j} has start {int(starts[j])} >= end {int(ends[j])}"
+    elif bool((starts[1:] < ends[:-1]).any()):
+        j = int(np.argmax(starts[1:] < ends[:-1])) + 1
+        problem = f"sample {j} starts at {int(starts[j])}, inside sample {j - 1} (ranges overlap)"
+    if problem:
+        raise TarIndexError(f"{source}: {problem} (forged or damaged index)")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -125,14 +158,16 @@ def index_tar_file(path: Path, samples: int, size: int, sha256: str) -> bytes | 
     """The index of an existing tar shard (one that arrived without its `.idx`), or None when the
     file is not the shard `samples` / `size` / `sha256` describe. Reads the tar twice: its headers,
     then its bytes once for the sha256 and the sample checksums."""
+    from babylm.shards.access import regular_size
+    from babylm.shards.errors import ShardsError
     from babylm.shards.tar_scan import TarScanError, build_tar_index
 
     try:
-        if path.stat().st_size != size:
+        if regular_size(path) != size:
             return None
         with open(path, "rb") as f:
             ranges = build_tar_index(f, str(path))
-    except (FileNotFoundError, TarScanError):
+    except (FileNotFoundError, TarScanError, ShardsError):
         return None
     if len(ranges) != samples:
         return None

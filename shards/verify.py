@@ -11,8 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import numpy as np
 import pyarrow as pa
 
+from babylm.shards.errors import ShardsError
+from babylm.shards.images import open_image
 from babylm.shards.manifest import ShardEntry
 from babylm.shards.reader import (
     Dataset,
@@ -23,7 +26,8 @@ from babylm.shards.reader import (
     read_npy,
     token_column,
 )
-from babylm.shards.tar_index import TarIndexError, decode_index
+from babylm.shards.tar_index import TarIndexError, checksum, decode_index
+from babylm.shards.tar_scan import TarScanError, build_tar_index
 
 
 @dataclass
@@ -38,16 +42,17 @@ class ShardProblem:
 class _HashingReader(io.RawIOBase):
     """Reads through to `raw` while hashing and counting what was read."""
 
-    def __init__(self, raw: BinaryIO):
+    def __init__(self, raw: BinaryIO, limit: int):
         self.raw = raw
         self.sha = hashlib.sha256()
         self.size = 0
+        self.limit = limit  # reads stop one byte past it: a longer file is seen, not read to its end
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b) -> int:  # type: ignore[override]
-        data = self.raw.read(len(b))
+        data = self.raw.read(max(0, min(len(b), self.limit + 1 - self.size)))
         n = len(data)
         b[:n] = data
         self.sha.update(data)
@@ -61,9 +66,7 @@ class _HashingReader(io.RawIOBase):
 
 def _decode_member(ext: str, data: bytes) -> None:
     if ext in ("jpg", "jpeg", "png", "webp"):
-        from PIL import Image
-
-        with Image.open(io.BytesIO(data)) as im:
+        with open_image(data) as im:
             im.load()
     elif ext == "npy":
         read_npy(data)
@@ -76,7 +79,7 @@ def _decode_member(ext: str, data: bytes) -> None:
 def _check_tar(ds: Dataset, entry: ShardEntry, deep: bool) -> list[str]:
     problems = []
     with ds.open_shard(entry) as f:
-        reader = _HashingReader(f)
+        reader = _HashingReader(f, entry.bytes)
         samples = 0
         try:
             for sample in iter_tar_samples(io.BufferedReader(reader, 1 << 20), entry.path):
@@ -92,7 +95,11 @@ def _check_tar(ds: Dataset, entry: ShardEntry, deep: bool) -> list[str]:
         except tarfile.TarError as e:
             problems.append(f"corrupt tar: {e}")
         reader.drain()
-    if reader.sha.hexdigest() != entry.sha256:
+    if reader.size != entry.bytes:
+        problems.append(
+            f"read {reader.size}{'+' if reader.size > entry.bytes else ''} bytes, manifest says {entry.bytes}"
+        )
+    elif reader.sha.hexdigest() != entry.sha256:
         problems.append("checksum mismatch (sha256 differs from manifest)")
     if not problems and samples != entry.samples:
         problems.append(f"sample count {samples} != manifest {entry.samples}")
@@ -101,7 +108,9 @@ def _check_tar(ds: Dataset, entry: ShardEntry, deep: bool) -> list[str]:
 
 def _check_arrow(ds: Dataset, entry: ShardEntry, deep: bool, vocab_size: int | None) -> list[str]:
     with ds.open_shard(entry) as f:
-        data = f.read()
+        data = f.read(entry.bytes + 1)
+    if len(data) != entry.bytes:
+        return [f"read {len(data)} bytes, manifest says {entry.bytes}"]
     if hashlib.sha256(data).hexdigest() != entry.sha256:
         return ["checksum mismatch (sha256 differs from manifest)"]
     try:
@@ -115,7 +124,7 @@ def _check_arrow(ds: Dataset, entry: ShardEntry, deep: bool, vocab_size: int | N
     values = pa.concat_arrays([c.values for c in col.chunks]) if col.num_chunks else pa.array([])
     if entry.tokens is not None and len(values) != entry.tokens:
         problems.append(f"token count {len(values)} != manifest {entry.tokens}")
-    if deep and vocab_size and len(values):
+    if vocab_size and len(values):
         import pyarrow.compute as pc
 
         top = pc.max(values).as_py()
@@ -127,39 +136,54 @@ def _check_arrow(ds: Dataset, entry: ShardEntry, deep: bool, vocab_size: int | N
 def verify_dataset(
     ds: Dataset, deep: bool = False, on_shard: Callable[[ShardEntry], None] | None = None
 ) -> list[ShardProblem]:
-    """Recompute sizes, checksums and counts of every shard; return what is wrong (empty = ok)."""
+    """Recompute sizes, checksums and counts of every shard, token ids against the vocabulary
+    the manifest records, and every tar index; return what is wrong (empty = ok). A shard that
+    cannot be read (not a regular file, a remote error) is a problem of that shard, not a crash.
+
+    `deep`: also decode every member (images under the pixel limit) and check each index's
+    ranges against the tar's own structure and checksums."""
     problems: list[ShardProblem] = []
     vocab = ds.manifest.params.get("vocab_size")
     for entry in ds.manifest.shards:
-        url = ds.shard_url(entry)
-        size = file_size(url, ds.storage_options)
-        if size is None:
-            problems.append(ShardProblem(entry.path, f"missing ({url})"))
-        elif size != entry.bytes:
-            problems.append(
-                ShardProblem(entry.path, f"wrong size: {size} bytes, manifest says {entry.bytes}")
-            )
-        else:
-            found = (
-                _check_arrow(ds, entry, deep, vocab) if ds.kind == "tokens" else _check_tar(ds, entry, deep)
-            )
-            problems.extend(ShardProblem(entry.path, p) for p in found)
+        problems.extend(ShardProblem(entry.path, p) for p in _check_shard(ds, entry, deep, vocab))
         if entry.index is not None:
-            problems.extend(ShardProblem(entry.index["path"], p) for p in _check_index(ds, entry))
+            try:
+                found = _check_index(ds, entry, deep)
+            except (ShardsError, OSError) as e:
+                found = [f"unreadable: {e}"]
+            problems.extend(ShardProblem(entry.index["path"], p) for p in found)
         if on_shard:
             on_shard(entry)
     return problems
 
 
-def _check_index(ds: Dataset, entry: ShardEntry) -> list[str]:
-    """The tar index listed for `entry`: present, the manifest's sha256, and about this shard."""
+def _check_shard(ds: Dataset, entry: ShardEntry, deep: bool, vocab: int | None) -> list[str]:
+    url = ds.shard_url(entry)
+    try:
+        size = file_size(url, ds.storage_options, ds.timeout)
+        if size is None:
+            return [f"missing ({url})"]
+        if size != entry.bytes:
+            return [f"wrong size: {size} bytes, manifest says {entry.bytes}"]
+        if ds.kind == "tokens":
+            return _check_arrow(ds, entry, deep, vocab)
+        return _check_tar(ds, entry, deep)
+    except (ShardsError, OSError) as e:
+        return [f"unreadable: {e}"]
+
+
+def _check_index(ds: Dataset, entry: ShardEntry, deep: bool) -> list[str]:
+    """The tar index listed for `entry`: present, the manifest's sha256, about this shard, its
+    ranges sane (`decode_index`) and, `deep`, the tar's own samples with their checksums."""
     assert entry.index is not None
     url = join_location(ds.location, entry.index["path"])
     try:
-        with open_file(url, ds.storage_options) as f:
-            data = f.read()
+        with open_file(url, ds.storage_options, ds.timeout) as f:
+            data = f.read(entry.index["bytes"] + 1)
     except FileNotFoundError:
         return [f"missing ({url})"]
+    if len(data) != entry.index["bytes"]:
+        return [f"read {len(data)} bytes, manifest says {entry.index['bytes']}"]
     if hashlib.sha256(data).hexdigest() != entry.index["sha256"]:
         return ["checksum mismatch (sha256 differs from manifest)"]
     try:
@@ -172,4 +196,20 @@ def _check_index(ds: Dataset, entry: ShardEntry) -> list[str]:
         entry.samples,
     ):
         return [f"describes another shard than {entry.path}"]
-    return []
+    return _check_index_ranges(ds, entry, index.ranges, index.crcs) if deep else []
+
+
+def _check_index_ranges(ds: Dataset, entry: ShardEntry, ranges: np.ndarray, crcs: np.ndarray) -> list[str]:
+    """The index's sample ranges are the tar's (from its headers) and its checksums theirs."""
+    try:
+        with ds.open_shard(entry) as f:
+            scanned = build_tar_index(f, entry.path)
+            if scanned.shape != ranges.shape or not np.array_equal(scanned, ranges):
+                return ["sample ranges differ from the tar's own (forged or stale index)"]
+            bad = 0
+            for (start, end), crc in zip(ranges.tolist(), crcs.tolist(), strict=True):
+                f.seek(start)
+                bad += checksum(f.read(end - start)) != crc
+    except TarScanError as e:
+        return [f"cannot check against its tar: {e}"]
+    return [f"{bad} sample checksums differ from the tar's bytes"] if bad else []

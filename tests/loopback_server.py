@@ -2,11 +2,14 @@
 
 Range requests (as nginx, S3 and CDNs answer them), a per-request delay (an object store in
 another cluster), a log of every request and the bytes sent, and faults injected on chosen
-requests: a 5xx answer, a short body (the connection closes mid-answer), a stall.
+requests: a 5xx answer, any status (403, 500), a short body (the connection closes mid-answer),
+a stall, a trickle (one byte at a time, of the body or of the headers), an endless body, a body
+longer than the range asked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import os
@@ -18,13 +21,20 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Fault:
-    """Break the next `times` requests whose path ends with `suffix`: `kind` is "5xx", "short"
-    (half the body, then the connection closes) or "stall" (`stall_s` before answering)."""
+    """Break the next `times` requests whose path ends with `suffix`: `kind` is
+    - "5xx": a 503 answer; "status": a `status` answer (403, 500, ...);
+    - "short": half the body, then the connection closes;
+    - "stall": `stall_s` before answering;
+    - "trickle": the right headers, then the body one byte every `stall_s` seconds;
+    - "trickle_head": the status line, then header bytes one every `stall_s` seconds;
+    - "endless": no Content-Length, the body and then zeros until the client hangs up;
+    - "long": a Content-Length and body 4096 bytes longer than the range asked."""
 
     suffix: str
     kind: str
     times: int = 1
     stall_s: float = 5.0
+    status: int = 503
 
 
 @dataclass
@@ -75,9 +85,9 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         fault = state.take_fault(self.path)
         if fault is not None and fault.kind == "stall":
             time.sleep(fault.stall_s)
-        if fault is not None and fault.kind == "5xx":
+        if fault is not None and fault.kind in ("5xx", "status"):
             state.record(self.command, self.path, "", 0)
-            self.send_error(503, "injected fault")
+            self.send_error(fault.status if fault.kind == "status" else 503, "injected fault")
             return
         if not os.path.isfile(path):
             state.record(self.command, self.path, "", 0)
@@ -94,18 +104,45 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         with open(path, "rb") as f:
             f.seek(start)
             data = f.read(end - start + 1) if body else b""
+        kind = fault.kind if fault is not None else ""
+        if kind == "trickle_head":
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self._send(b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 1000, "trickle", fault.stall_s)
+            self.close_connection = True
+            return
+        extra = 4096 if kind == "long" else 0
         self.send_response(206 if m else 200)
         self.send_header("Content-Type", "application/octet-stream")
         if m:
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-        self.send_header("Content-Length", str(end - start + 1))
+        if kind != "endless":
+            self.send_header("Content-Length", str(end - start + 1 + extra))
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
-        if fault is not None and fault.kind == "short":
+        if kind == "short":
             data = data[: len(data) // 2]
             self.close_connection = True
+        try:
+            sent = self._send(data + bytes(extra), kind, fault.stall_s if fault is not None else 0.0)
+        except (BrokenPipeError, ConnectionResetError):
+            sent = -1  # the client hung up (what a client with a deadline does)
+        state.record(self.command, self.path, spec, max(sent, 0))
+
+    def _send(self, data: bytes, kind: str, interval: float) -> int:
+        if kind == "trickle":
+            for i in range(len(data)):
+                self.wfile.write(data[i : i + 1])
+                self.wfile.flush()
+                time.sleep(interval)
+            return len(data)
         self.wfile.write(data)
-        state.record(self.command, self.path, spec, len(data))
+        if kind != "endless":
+            return len(data)
+        self.close_connection = True
+        sent = len(data)
+        while True:  # until the client hangs up
+            self.wfile.write(bytes(1 << 16))
+            sent += 1 << 16
 
 
 class LoopbackServer:

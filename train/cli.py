@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from babylm.shards import DatasetNotFound, ManifestError
+from babylm.shards import DatasetNotFound, ShardsError
 from babylm.shards.version import package_version
 from babylm.train.errors import TrainError
 
@@ -39,7 +39,7 @@ class _Group(click.Group):
             _fail(e.format_message() + hint, 2)
         except click.ClickException as e:
             _fail(e.format_message(), e.exit_code)
-        except (TrainError, ManifestError, DatasetNotFound) as e:
+        except (TrainError, ShardsError, DatasetNotFound) as e:
             _fail(str(e), 2)
         sys.exit(code if isinstance(code, int) else 0)
 

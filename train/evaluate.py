@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from babylm.shards import ManifestError, iter_tar_samples, open_dataset
+from babylm.shards import ShardsError, iter_tar_samples, open_dataset
 from babylm.shards.sheet import render_contact_sheet
 from babylm.train.checkpoint import load_model, resolve_checkpoint
 from babylm.train.data import LoaderSpec, SampleCollate, load_tokenizer
@@ -136,7 +136,7 @@ def evaluate(
         raise MissingInput(f"{checkpoint}: no complete checkpoint found")
     try:
         dataset_kind = open_dataset(data).kind
-    except (FileNotFoundError, ManifestError) as e:
+    except (FileNotFoundError, ShardsError) as e:
         raise MissingInput(f"--data {data}: {e}") from e
     if dataset_kind == "tokens":
         raise TrainError(

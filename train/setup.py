@@ -147,13 +147,13 @@ def _check_folder(value: str, option: str, what: str) -> None:
 
 def data_kinds(cfg: TrainConfig) -> dict[str, str]:
     """Each --data location's dataset kind, checked against what `cfg.model` trains on."""
-    from babylm.shards import ManifestError, open_dataset
+    from babylm.shards import ShardsError, open_dataset
 
     kinds = {}
     for loc in cfg.data:
         try:
             kinds[loc] = open_dataset(loc).kind
-        except (FileNotFoundError, ManifestError) as e:
+        except (FileNotFoundError, ShardsError) as e:
             raise SetupError(f"--data {loc}: {e}") from e
     got = ", ".join(f"{loc} ({k})" for loc, k in kinds.items())
     if cfg.multimodal:

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from babylm.prep.errors import PrepError
-from babylm.shards import DatasetNotFound, ManifestError
+from babylm.shards import DatasetNotFound, ShardsError
 
 # click >= 8.2 raises this for a group called without a command; it carries the help, not an error.
 _NO_ARGS: tuple[type, ...] = tuple(
@@ -43,7 +43,7 @@ class PrepGroup(click.Group):
             _fail(e.format_message() + hint, 2)
         except click.ClickException as e:
             _fail(e.format_message(), e.exit_code)
-        except (PrepError, ManifestError, DatasetNotFound, FileNotFoundError) as e:
+        except (PrepError, ShardsError, DatasetNotFound, FileNotFoundError) as e:
             _fail(str(e), 2)
         sys.exit(code if isinstance(code, int) else 0)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import json
 import sys
+import tarfile
 from pathlib import Path
 
 import click
@@ -12,6 +12,8 @@ from PIL import Image
 
 from babylm.prep.cli.group import UserError
 from babylm.shards import Dataset, iter_tar_samples, open_dataset, read_npy, verify_dataset
+from babylm.shards.errors import ShardsError
+from babylm.shards.images import open_image
 from babylm.shards.progress import progress
 from babylm.shards.sheet import render_contact_sheet
 
@@ -19,7 +21,7 @@ from babylm.shards.sheet import render_contact_sheet
 def _open(location: str) -> Dataset:
     try:
         return open_dataset(location)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, ShardsError) as e:
         raise UserError(str(e)) from e
 
 
@@ -46,20 +48,34 @@ def verify_command(location: str, deep: bool) -> None:
     click.echo(f"\nOK: {len(ds.manifest.shards)} shards verified" + (" (deep)" if deep else ""))
 
 
+def _sheet_item(sample: dict, source: str) -> tuple[Image.Image | None, str]:
+    """One contact-sheet cell; an image that cannot be shown (a bomb, damaged bytes) is an
+    empty cell whose caption says why."""
+    caption = sample.get("txt", b"").decode("utf-8", "replace")
+    try:
+        if "jpg" in sample:
+            with open_image(sample["jpg"]) as im:
+                return im.convert("RGB"), caption
+        if "npy" in sample:
+            return None, f"[features {read_npy(sample['npy']).shape}] {caption}"
+    except Exception as e:  # noqa: BLE001 - any decoder failure: shown, not a crash
+        return None, f"[{source} {sample.get('__key__')}: {type(e).__name__}: {e}] {caption}"
+    return None, caption
+
+
 def _first_samples(ds: Dataset, count: int) -> list[tuple[Image.Image | None, str]]:
     out: list[tuple[Image.Image | None, str]] = []
     for entry in ds.manifest.shards:
-        with ds.open_shard(entry) as f:
-            for sample in iter_tar_samples(f, entry.path):
-                caption = sample.get("txt", b"").decode("utf-8", "replace")
-                image = None
-                if "jpg" in sample:
-                    image = Image.open(io.BytesIO(sample["jpg"])).convert("RGB")
-                elif "npy" in sample:
-                    caption = f"[features {read_npy(sample['npy']).shape}] {caption}"
-                out.append((image, caption))
-                if len(out) >= count:
-                    return out
+        try:
+            with ds.open_shard(entry) as f:
+                for sample in iter_tar_samples(f, entry.path):
+                    out.append(_sheet_item(sample, entry.path))
+                    if len(out) >= count:
+                        return out
+        except ShardsError as e:  # names the file already
+            raise UserError(f"cannot read a shard: {e}") from e
+        except (OSError, tarfile.TarError) as e:
+            raise UserError(f"{ds.shard_url(entry)}: cannot read the shard: {e}") from e
     return out
 
 

@@ -23,6 +23,7 @@ from babylm.prep.errors import ConfigError
 from babylm.prep.errors import RowSkip as ImageSkip
 from babylm.prep.images.exif import jpeg_orientation
 from babylm.prep.images.resize import resize_array
+from babylm.shards.images import MAX_IMAGE_PIXELS
 
 # Magic bytes of the formats we keep. Anything else (HTML error pages, SVG, JSON, ...) is
 # `not_an_image`.
@@ -50,8 +51,8 @@ class ImagePolicy:
     resize: str = "exact"
     quality: int = 95
     min_size: int = 10
-    # PIL's own default bomb threshold (about 89.5 megapixels, a 0.25 GB RGB buffer).
-    max_pixels: int = 89_478_485
+    # PIL's own default bomb threshold (about 89.5 megapixels); the loader decodes under it too.
+    max_pixels: int = MAX_IMAGE_PIXELS
 
     def __post_init__(self) -> None:
         if self.resize not in RESIZE_MODES:

@@ -20,7 +20,6 @@ padding (the original did not mask padding; `caption_loss="original"` reproduces
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -30,6 +29,7 @@ import torch
 from torch.utils.data import get_worker_info
 
 from babylm.shards import read_npy
+from babylm.shards.images import check_pixels, open_image
 from babylm.train.data.buffers import worker_buffer
 from babylm.train.data.spec import LoaderSpec
 from babylm.train.data.tar_index import CorruptSample
@@ -43,12 +43,12 @@ def decode_image(data: bytes) -> np.ndarray:
     import simplejpeg
 
     try:
-        return simplejpeg.decode_jpeg(data, colorspace="RGB")
-    except ValueError:
-        from PIL import Image
-
-        with Image.open(io.BytesIO(data)) as img:
+        h, w = simplejpeg.decode_jpeg_header(data)[:2]
+    except ValueError:  # not a JPEG simplejpeg reads: PIL, under the same pixel limit
+        with open_image(data) as img:
             return np.asarray(img.convert("RGB"))
+    check_pixels(w, h)
+    return simplejpeg.decode_jpeg(data, colorspace="RGB")
 
 
 def center_crop(img: np.ndarray, size: int) -> np.ndarray:
@@ -71,7 +71,8 @@ def decode_image_into(data: bytes, out: np.ndarray) -> None:
     """Decode an image into `out`, a (size, size, 3) uint8 slot of the batch buffer.
 
     A JPEG of exactly that size (what prep writes) is decoded in place, with no intermediate
-    array; anything else is decoded, center-cropped and copied. Raises CorruptSample.
+    array; anything else is decoded, center-cropped and copied. Raises CorruptSample, also for
+    an image over prep's pixel limit (a decompression bomb: never decoded).
     """
     import simplejpeg
 

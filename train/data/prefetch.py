@@ -35,6 +35,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from babylm.shards.access import http_get
+from babylm.shards.errors import RemoteError
 from babylm.shards.tar_index import checksum
 from babylm.train.data.tar_index import ShardError
 
@@ -51,7 +53,8 @@ def fetch_range(fs: Any, path: str, start: int, end: int | None, url: str, retri
     """Bytes [start, end) of a remote file (end None: to its end), retried with backoff; then a
     ShardError naming `url`.
 
-    A missing file is not retried (FileNotFoundError: it will not come back); a short answer is
+    A missing file is not retried (FileNotFoundError: it will not come back), nor an answer that
+    will not change (403 and other 4xx: the status is in the error); a short or long answer is
     (a server cut the connection), as are 5xx answers, resets and timeouts.
     """
     problem = ""
@@ -60,9 +63,13 @@ def fetch_range(fs: Any, path: str, start: int, end: int | None, url: str, retri
             data = fs.cat_file(path, start=start, end=end)
             if end is None or len(data) == end - start:
                 return data
-            problem = f"got {len(data)} bytes (does the server support HTTP range requests?)"
+            problem = f"got {len(data)} bytes of {end - start} (does the server support HTTP range requests?)"
         except FileNotFoundError:
             raise
+        except RemoteError as e:
+            problem = str(e)
+            if not e.retry:
+                raise ShardError(f"{url}: reading bytes [{start}, {end}) failed: {problem}") from e
         except Exception as e:  # noqa: BLE001 - 5xx, resets, timeouts: all worth another try
             problem = f"{type(e).__name__}: {e}"
         if attempt < retries:
@@ -77,30 +84,15 @@ class PlainHttp:
     fsspec's HTTP filesystem (aiohttp) spent ~3.5 ms of CPU per MiB received here against ~1 ms
     for `http.client`; with a block a request that per-byte cost is what remains of remote
     reading, and it is CPU the decoding workers do not have. The interface is the one
-    `fetch_range` uses of an fsspec filesystem: `cat_file(url, start, end)`.
+    `fetch_range` uses of an fsspec filesystem: `cat_file(url, start, end)`. Each request ends
+    within `timeout` seconds, connection and whole body (`babylm.shards.access.http_get`).
     """
 
     def __init__(self, timeout: float):
         self.timeout = timeout
 
     def cat_file(self, url: str, start: int = 0, end: int | None = None) -> bytes:
-        import urllib.error
-        import urllib.request
-
-        headers = {"Range": f"bytes={start}-{'' if end is None else end - 1}"} if start or end else {}
-        try:
-            with urllib.request.urlopen(
-                urllib.request.Request(url, headers=headers), timeout=self.timeout
-            ) as r:
-                if headers and r.status != 206:
-                    raise ValueError(
-                        f"answered {r.status} to a range request (does the server support HTTP range requests?)"
-                    )
-                return r.read()
-        except urllib.error.HTTPError as e:
-            if e.code == 404:
-                raise FileNotFoundError(url) from e
-            raise
+        return http_get(url, start, end, timeout=self.timeout)
 
 
 def _pid_alive(pid: int) -> bool:

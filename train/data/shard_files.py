@@ -15,14 +15,26 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from babylm.shards.access import fsspec_options, open_regular, read_local, regular_size, remote_size
 from babylm.shards.atomic import atomic_write_bytes
+from babylm.shards.errors import ShardsError
+from babylm.shards.manifest import MIN_TAR_SAMPLE_BYTES
 from babylm.shards.reader import is_remote
-from babylm.shards.tar_index import TarIndexError, checksum, decode_index, index_path, sha256_hex
+from babylm.shards.tar_index import (
+    TarIndexError,
+    check_ranges,
+    checksum,
+    decode_index,
+    index_path,
+    index_size,
+    sha256_hex,
+)
 from babylm.shards.tar_scan import TarScanError, build_tar_index
 from babylm.train.data.prefetch import BlockCache, BlockKey, PlainHttp, Prefetcher, fetch_range, flock
 from babylm.train.data.tar_index import (
@@ -95,15 +107,11 @@ class ShardFiles:
         if i not in self._fs:
             import fsspec
 
-            options = dict(self.storage_options)
-            if self.shards[i].url.startswith(("http://", "https://")):
-                import aiohttp
-
-                # aiohttp's default is 5 minutes: a stalled server should cost one retry, not that.
-                client = dict(options.get("client_kwargs") or {})
-                client.setdefault("timeout", aiohttp.ClientTimeout(total=self.fetch_timeout))
-                options["client_kwargs"] = client
-            self._fs[i] = fsspec.core.url_to_fs(self.shards[i].url, **options)
+            # A total timeout per HTTP request (aiohttp's default is 5 minutes): a stalled or
+            # trickling server costs one retry, not that.
+            url = self.shards[i].url
+            options = fsspec_options(url, self.storage_options, self.fetch_timeout)
+            self._fs[i] = fsspec.core.url_to_fs(url, **options)
         return self._fs[i]
 
     def ranges_fs(self, i: int) -> tuple[Any, str]:
@@ -115,11 +123,16 @@ class ShardFiles:
         return self.fs(i)
 
     def remote_size(self, i: int) -> int:
-        fs, path = self.fs(i)
+        url = self.shards[i].url
         try:
-            return int(fs.size(path))
-        except FileNotFoundError as e:
-            raise ShardError(f"{self.shards[i].url}: shard listed in the manifest is missing") from e
+            size = remote_size(url, self.storage_options, self.fetch_timeout)
+        except ShardsError as e:  # names the URL and the status
+            raise ShardError(f"cannot get the size of a shard: {e}") from e
+        except Exception as e:  # noqa: BLE001 - any client failure: one error naming the shard
+            raise ShardError(f"{url}: cannot get its size: {type(e).__name__}: {e}") from e
+        if size is None:
+            raise ShardError(f"{url}: shard listed in the manifest is missing")
+        return size
 
     def _fd(self, i: int) -> int:
         self._check_process()
@@ -127,10 +140,18 @@ class ShardFiles:
             ref = self.shards[i]
             path = ref.url[7:] if ref.url.startswith("file://") else ref.url
             try:
-                fd = os.open(path, os.O_RDONLY)
+                f = open_regular(path)
             except FileNotFoundError as e:
                 raise ShardError(f"{ref.url}: shard listed in the manifest is missing") from e
-            self._check_size(i, os.fstat(fd).st_size)
+            except (ShardsError, OSError) as e:
+                raise ShardError(f"{ref.url}: cannot open the shard: {e}") from e
+            fd = os.dup(f.fileno())
+            f.close()
+            try:
+                self._check_size(i, os.fstat(fd).st_size)
+            except ShardError:
+                os.close(fd)
+                raise
             self._fds[i] = fd
         return self._fds[i]
 
@@ -151,6 +172,36 @@ class ShardFiles:
     def crcs(self, i: int) -> np.ndarray | None:
         """Per-sample CRC-32C of shard i (None: an older dataset without `.idx` files)."""
         return self._index(i)[1]
+
+    def check(self) -> None:
+        """Check every shard before anything is sized by its manifest counts (the epoch plan
+        is): plausible counts, local sizes, and each index read, validated and of the listed
+        length (remote ones 8 at a time; they land in the disk cache the workers read)."""
+        for i, ref in enumerate(self.shards):
+            if ref.samples * MIN_TAR_SAMPLE_BYTES > ref.bytes:
+                raise ShardError(
+                    f"{ref.url}: the manifest lists {ref.samples} samples, more than a tar of "
+                    f"{ref.bytes} bytes can hold (forged or damaged manifest)"
+                )
+            if not self.remote(i):  # the file's size against the manifest's (remote: the index's)
+                self._check_local_size(i)
+                self._index(i)
+        remote = [i for i in range(len(self.shards)) if self.remote(i)]
+        if remote:
+            with ThreadPoolExecutor(min(8, len(remote)), thread_name_prefix="babylm-index") as pool:
+                for _ in pool.map(self._index, remote):
+                    pass
+
+    def _check_local_size(self, i: int) -> None:
+        ref = self.shards[i]
+        path = ref.url[7:] if ref.url.startswith("file://") else ref.url
+        try:
+            size = regular_size(path)
+        except ShardsError as e:
+            raise ShardError(f"{ref.url}: cannot open the shard: {e}") from e
+        if size is None:
+            raise ShardError(f"{ref.url}: shard listed in the manifest is missing")
+        self._check_size(i, size)
 
     def _index(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
         if i not in self._indexes:
@@ -194,25 +245,29 @@ class ShardFiles:
 
     def _fetch_index(self, i: int, url: str) -> bytes | None:
         """Index bytes; remote ones go through the disk cache (one download per machine)."""
+        ref = self.shards[i]
+        size = index_size(ref.samples)  # what an index of this shard must have: read no more
         if not self.remote(i):
             path = url[7:] if url.startswith("file://") else url
-            with contextlib.suppress(FileNotFoundError):
-                return Path(path).read_bytes()
-            return None
-        ref = self.shards[i]
+            try:
+                return read_local(path, size)
+            except FileNotFoundError:
+                return None
+            except (ShardsError, OSError) as e:
+                raise ShardError(f"{url}: cannot read the tar index: {e}") from e
         cached = self.cache_dir / "tar-index" / f"{ref.sha256}-{ref.bytes}.idx"
-        with contextlib.suppress(FileNotFoundError):
-            return cached.read_bytes()
+        with contextlib.suppress(FileNotFoundError, ShardsError):
+            return read_local(cached, size)
         cached.parent.mkdir(parents=True, exist_ok=True)
         # The workers of a rank start together: the lock makes them wait for one download.
         with open(cached.with_suffix(".lock"), "a+b") as lock:
             flock(lock)
-            with contextlib.suppress(FileNotFoundError):
-                return cached.read_bytes()
+            with contextlib.suppress(FileNotFoundError, ShardsError):
+                return read_local(cached, size)
             fs, _ = self.ranges_fs(i)
             path = url if isinstance(fs, PlainHttp) else fs._strip_protocol(url)
             try:
-                data = fetch_range(fs, path, 0, None, url, self.fetch_retries)
+                data = fetch_range(fs, path, 0, size, url, self.fetch_retries)
             except FileNotFoundError:
                 return None
             atomic_write_bytes(cached, data)
@@ -223,12 +278,15 @@ class ShardFiles:
         try:
             if not self.remote(i):
                 with os.fdopen(os.dup(self._fd(i)), "rb") as f:
-                    return build_tar_index(f, ref.url)
-            fs, path = self.fs(i)
-            with fs.open(path, "rb", block_size=8 << 20, cache_type="readahead") as f:
-                return build_tar_index(f, ref.url)
-        except TarScanError as e:
+                    ranges = build_tar_index(f, ref.url)
+            else:
+                fs, path = self.fs(i)
+                with fs.open(path, "rb", block_size=8 << 20, cache_type="readahead") as f:
+                    ranges = build_tar_index(f, ref.url)
+            check_ranges(ranges, ref.bytes, ref.url)  # a member header declaring more than the tar has
+        except (TarScanError, TarIndexError) as e:
             raise ShardError(str(e)) from e
+        return ranges
 
     # -- reading -------------------------------------------------------------------------------
 

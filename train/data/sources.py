@@ -51,6 +51,7 @@ class TarSource:
             fetch_retries=spec.fetch_retries,
             fetch_timeout=spec.fetch_timeout,
         )
+        self.files.check()  # before `order` sizes anything by the manifest's counts
         self.fingerprint = fingerprint(shards)
 
     def plan(self) -> dict[str, Any]:
@@ -126,6 +127,18 @@ def _locations(location: str | os.PathLike | Sequence[str | os.PathLike]) -> lis
     return [str(x) for x in location]
 
 
+def _vocab_bound(tokenizer: Any) -> int | None:
+    """Token ids the tokenizer can produce are below this (None: no tokenizer object to ask)."""
+    try:
+        return (
+            len(tokenizer)
+            if tokenizer is not None and not isinstance(tokenizer, (str, os.PathLike))
+            else None
+        )
+    except TypeError:
+        return None
+
+
 def make_source(
     location: str | os.PathLike | Sequence[str | os.PathLike],
     spec: LoaderSpec,
@@ -134,7 +147,10 @@ def make_source(
     tokenizer: Any = None,
 ) -> Source:
     """The data source of one stream: the datasets at `location`, all of one kind."""
-    datasets = [open_dataset(loc, spec.storage_options) for loc in _locations(location)]
+    datasets = [
+        open_dataset(loc, spec.storage_options, spec.fetch_timeout, spec.fetch_retries)
+        for loc in _locations(location)
+    ]
     kinds = {d.kind for d in datasets}
     if len(kinds) != 1 or (kind is not None and kinds != {kind}):
         raise DataError(
@@ -146,9 +162,15 @@ def make_source(
     if found == "tokens":
         refs = [TokenShardRef(d.shard_url(e), e.tokens or 0, e.bytes, e.sha256) for d, e in entries]
         shard_refs = [ShardRef(r.url, r.tokens, r.bytes, r.sha256) for r in refs]
-        return TokenChunks(
-            TokenSource(refs, spec.seq_len, spec.storage_options, spec.chunking), fingerprint(shard_refs)
+        source = TokenSource(
+            refs,
+            spec.seq_len,
+            spec.storage_options,
+            spec.chunking,
+            vocab_size=_vocab_bound(tokenizer),
+            fetch_timeout=spec.fetch_timeout,
         )
+        return TokenChunks(source, fingerprint(shard_refs))
     collate = SampleCollate(found, tokenizer, spec)
     refs2 = [
         ShardRef(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from babylm.shards.tar_index import check_ranges
 from babylm.shards.tar_scan import (
     BLOCK,
     ZERO_BLOCK,
@@ -39,12 +41,28 @@ from babylm.shards.tar_scan import EXTENDED as _EXTENDED
 from babylm.shards.tar_scan import REGULAR as _REGULAR
 from babylm.shards.tar_scan import number as _number
 from babylm.shards.tar_scan import pad as _pad
+from babylm.train.errors import TrainError
 
 INDEX_VERSION = 1
 
 
-class ShardError(RuntimeError):
-    """A shard that cannot be used at all (missing, wrong size, unreadable tar structure)."""
+class ShardError(TrainError, RuntimeError):
+    """A shard that cannot be used at all (missing, wrong size, unreadable tar structure).
+
+    Raised in a DataLoader worker, torch re-raises it in the main process as
+    `ShardError("Caught ShardError in DataLoader worker process 0. Original Traceback ...")`: the
+    message keeps only what the worker's error said, so the CLI's one line is that."""
+
+    def __init__(self, message: str = ""):
+        super().__init__(_worker_message(message, type(self).__name__))
+
+
+def _worker_message(message: str, name: str) -> str:
+    if not message.startswith(f"Caught {name} in DataLoader worker") or "Traceback" not in message:
+        return message
+    # The traceback's last line is `module.path.ShardError: <the message>`.
+    found = list(re.finditer(rf"\n(?:[\w.]+\.)?{name}: ", message))
+    return f"{message[found[-1].end() :].strip()} (in a DataLoader worker)" if found else message
 
 
 class CorruptSample(ValueError):
@@ -122,13 +140,13 @@ def load_or_scan(ref: ShardRef, cache_dir: Path, scan: Any) -> np.ndarray:
     """The scanned index of a shard without a `.idx` file: from the disk cache (keyed by the
     shard's sha256), else `scan()` once per machine and cache it."""
     cache = cache_dir / "tar-index" / f"v{INDEX_VERSION}-{ref.sha256}-{ref.bytes}.npy"
-    index = _read_cached(cache)
+    index = _read_cached(cache, ref.bytes)
     if index is None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         # The lock makes concurrent workers wait for one scan instead of each downloading.
         with open(cache.with_suffix(".lock"), "a+b") as lock:
             _flock(lock)
-            index = _read_cached(cache)
+            index = _read_cached(cache, ref.bytes)
             if index is None:
                 index = scan()
                 _write_cached(cache, index)
@@ -144,12 +162,14 @@ def _flock(f: Any) -> None:
         pass  # no advisory locks here: concurrent scans are wasteful, not wrong
 
 
-def _read_cached(path: Path) -> np.ndarray | None:
+def _read_cached(path: Path, shard_bytes: int) -> np.ndarray | None:
+    """A cached scan, if it is one (a damaged or tampered cache file is scanned again)."""
     try:
         arr = np.load(path, allow_pickle=False)
+        check_ranges(arr, shard_bytes, str(path))
     except (FileNotFoundError, ValueError, OSError):
         return None
-    return arr if arr.ndim == 2 and arr.shape[1] == 2 else None
+    return arr if arr.dtype == np.int64 else None
 
 
 def _write_cached(path: Path, index: np.ndarray) -> None:

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from babylm.shards.access import DEFAULT_TIMEOUT
+from babylm.shards.errors import ShardsError
 from babylm.shards.reader import file_size, read_token_table, token_column
 from babylm.train.data.tar_index import ShardError
 
@@ -62,6 +64,9 @@ class TokenSource:
         seq_len: int = 128,
         storage_options: dict[str, Any] | None = None,
         chunking: str = "stream",
+        *,
+        vocab_size: int | None = None,
+        fetch_timeout: float = DEFAULT_TIMEOUT,
     ):
         if seq_len < 1:
             raise ValueError(f"seq_len must be >= 1, got {seq_len}")
@@ -71,6 +76,10 @@ class TokenSource:
         self.seq_len = seq_len
         self.chunking = chunking
         self.storage_options = dict(storage_options or {})
+        self.vocab_size = vocab_size
+        self.fetch_timeout = fetch_timeout
+        for ref in shards:
+            self._check_file(ref)  # before num_chunks (and the epoch plan) is sized by the counts
         self.num_tokens = sum(s.tokens for s in shards)
         self._chunk_starts: np.ndarray | None = None
         if chunking == "original":
@@ -87,30 +96,49 @@ class TokenSource:
         state.update(_pid=-1, _pieces=[], _starts=np.zeros(1, dtype=np.int64))
         return state
 
+    def _check_file(self, ref: TokenShardRef) -> None:
+        """The shard exists, is a file of the manifest's size, and its token count fits in it."""
+        if ref.tokens > ref.bytes:
+            raise ShardError(
+                f"{ref.url}: the manifest lists {ref.tokens} tokens, more than a shard of {ref.bytes} "
+                "bytes can hold (forged or damaged manifest)"
+            )
+        try:
+            size = file_size(ref.url, self.storage_options, self.fetch_timeout)
+        except (ShardsError, OSError) as e:
+            raise ShardError(f"{ref.url}: cannot read the shard: {e}") from e
+        if size is None:
+            raise ShardError(f"{ref.url}: shard listed in the manifest is missing")
+        if size != ref.bytes:
+            raise ShardError(
+                f"{ref.url}: shard is {size} bytes but the manifest says {ref.bytes}; "
+                "it was changed or truncated after prep (run `babylm-prep verify`)"
+            )
+
+    def _column(self, ref: TokenShardRef) -> Any:
+        try:
+            table = read_token_table(ref.url, self.storage_options, ref.bytes, self.fetch_timeout)
+            return token_column(table)
+        except (ShardsError, OSError, ValueError) as e:  # ArrowInvalid is a ValueError
+            raise ShardError(f"{ref.url}: cannot read the token shard: {e}") from e
+
     def _row_lengths(self) -> np.ndarray:
         """Tokens of every row (line), in stream order, from the Arrow list offsets."""
         lengths = []
         for ref in self.shards:
-            for chunk in token_column(read_token_table(ref.url, self.storage_options)).chunks:
+            for chunk in self._column(ref).chunks:
                 lengths.append(np.diff(chunk.offsets.to_numpy()))
         return np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
 
     def _load(self) -> None:
         pieces: list[np.ndarray] = []
         for ref in self.shards:
-            size = file_size(ref.url, self.storage_options)
-            if size is None:
-                raise ShardError(f"{ref.url}: shard listed in the manifest is missing")
-            if size != ref.bytes:
-                raise ShardError(
-                    f"{ref.url}: shard is {size} bytes but the manifest says {ref.bytes}; "
-                    "it was changed or truncated after prep (run `babylm-prep verify`)"
-                )
-            column = token_column(read_token_table(ref.url, self.storage_options))
+            self._check_file(ref)
             got = 0
-            for chunk in column.chunks:
+            for chunk in self._column(ref).chunks:
                 values = chunk.flatten().to_numpy(zero_copy_only=True)
                 if len(values):
+                    self._check_ids(ref, values)
                     pieces.append(values)
                     got += len(values)
             if got != ref.tokens:
@@ -119,6 +147,18 @@ class TokenSource:
         lengths = np.array([len(p) for p in pieces], dtype=np.int64)
         self._starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         self._pid = os.getpid()
+
+    def _check_ids(self, ref: TokenShardRef, values: np.ndarray) -> None:
+        """Token ids the model has rows for (an id past them would fail as an IndexError deep
+        in the embedding, steps later)."""
+        if self.vocab_size is None:
+            return
+        top = int(values.max())
+        if top >= self.vocab_size or (values.dtype.kind == "i" and int(values.min()) < 0):
+            raise ShardError(
+                f"{ref.url}: token id {top} is outside the tokenizer's vocabulary [0, {self.vocab_size}); "
+                "the shard was tokenized with another tokenizer or damaged (run `babylm-prep verify`)"
+            )
 
     def chunks(self, ids: np.ndarray) -> np.ndarray:
         """(len(ids), seq_len) int64 array of the token chunks `ids`."""
