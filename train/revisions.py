@@ -17,6 +17,8 @@ gets the same id on every machine and a rewrite changes nothing.
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import re
 import shutil
@@ -32,6 +34,7 @@ _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
 _REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 _CHUNK = 1 << 20
+log = logging.getLogger(__name__)
 
 
 class RevisionError(ExportError):
@@ -50,6 +53,14 @@ def write_revisions(revisions: Mapping[str, str | Path], out_dir: str | Path, re
     folders = {_check_revision(name): _check_export(name, Path(path)) for name, path in revisions.items()}
     if not folders:
         raise RevisionError(f"{repo_id}: no revisions to write")
+    if "." in repo_id and any(_has_remote_code(f) for f in folders.values()):
+        log.warning(
+            "%s: transformers 4.x cannot import remote code from a repository whose id has a '.' "
+            "(ModuleNotFoundError under transformers_modules), and the BabyLM fine-tuning needs 4.x; "
+            "use %s",
+            repo_id,
+            repo_id.replace(".", "_"),
+        )
     for folder in ("blobs", "snapshots", "refs"):
         (repo / folder).mkdir(parents=True, exist_ok=True)
     for name, folder in folders.items():
@@ -82,6 +93,10 @@ def _check_export(name: str, folder: Path) -> Path:
     if not (folder / "config.json").is_file():
         raise RevisionError(f"revision {name}: {folder} is not an exported model folder (no config.json)")
     return folder
+
+
+def _has_remote_code(folder: Path) -> bool:
+    return "auto_map" in json.loads((folder / "config.json").read_text())
 
 
 def _files(folder: Path) -> list[Path]:

@@ -3,6 +3,7 @@ which `from_pretrained("ORG/NAME", revision=...)` loads offline where babylm can
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
@@ -113,6 +114,17 @@ def test_bad_revision_names_are_refused(exports, tmp_path, revision):
     with pytest.raises(RevisionError, match=repr(revision)):
         write_revisions({revision: exports["folders"]["opt", "main"]}, tmp_path, "org/name")
     assert not any(tmp_path.iterdir())
+
+
+def test_a_dot_in_the_repo_id_is_warned_about_for_remote_code(exports, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="babylm.train.revisions"):
+        write_revisions({"main": exports["folders"]["git", "main"]}, tmp_path, "org/git.v1")
+    assert "transformers 4.x" in caplog.text and "org/git_v1" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="babylm.train.revisions"):
+        write_revisions({"main": exports["folders"]["opt", "main"]}, tmp_path, "org/opt.v1")  # stock OPT
+        write_revisions({"main": exports["folders"]["git", "main"]}, tmp_path, "org/git_v1")
+    assert caplog.text == ""
 
 
 def test_a_folder_that_is_not_an_export_is_refused(tmp_path):
