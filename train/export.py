@@ -4,7 +4,9 @@ Flamingo and GIT are saved with their own `model_type` and `auto_map`, next to c
 self-contained modeling/configuration files and a processor, so that
 `AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True)`, `AutoTokenizer` and
 `AutoProcessor` load them where babylm-pipeline is not installed, on every transformers release
-from 4.46 to the newest 5.x; `AutoModelForSequenceClassification` gives the GLUE fine-tuning class.
+from 4.46 to the newest 5.x; `AutoModelForSequenceClassification` gives the GLUE fine-tuning class
+and `AutoModel` the decoder without its head (the 2025 fine-tuning). The exported tokenizer encodes
+`</s> text` (see `_prepend_bos`); the folder is readable as the umask allows.
 OPT and RoBERTa are plain transformers models and are saved as such.
 
 A folder is written under a temporary name next to `out_dir` and renamed when complete, so a
@@ -107,7 +109,7 @@ def export_model(
             "(No module named 'transformers_modules.%s'), which the BabyLM fine-tuning needs; "
             "rename it (e.g. %s) or load it as ORG/NAME from a hub cache (--revisions)",
             out,
-            out.name,
+            out.name.split(".")[0],
             out.name.replace(".", "_"),
         )
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
