@@ -26,8 +26,9 @@ test: install
 test-slurm: install
 	tests/slurm/cluster.sh $(PY) -m pytest -q -m slurm tests/slurm $(PYTEST_ARGS)
 
-# An exported folder in clean venvs without babylm-pipeline: transformers 4.56.x and the newest 5.x
-# (EXPORT_COMPAT_TRANSFORMERS overrides); venvs and wheels are cached under build/export-compat.
+# An exported folder and its revisions in clean venvs without babylm-pipeline: transformers 4.51.3
+# (the 2025 evaluation's pin), 4.56.2 and the newest 5.x (EXPORT_COMPAT_TRANSFORMERS overrides);
+# venvs and wheels are cached under build/export-compat.
 test-export-compat: install
 	tests/export_compat/run.sh
 

@@ -4,7 +4,9 @@ Flamingo and GIT are saved with their own `model_type` and `auto_map`, next to c
 self-contained modeling/configuration files and a processor, so that
 `AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True)`, `AutoTokenizer` and
 `AutoProcessor` load them where babylm-pipeline is not installed, on every transformers release
-from 4.46 to the newest 5.x; `AutoModelForSequenceClassification` gives the GLUE fine-tuning class.
+from 4.46 to the newest 5.x; `AutoModelForSequenceClassification` gives the GLUE fine-tuning class
+and `AutoModel` the decoder without its head (the 2025 fine-tuning). The exported tokenizer encodes
+`</s> text` (see `_prepend_bos`); the folder is readable as the umask allows.
 OPT and RoBERTa are plain transformers models and are saved as such.
 
 A folder is written under a temporary name next to `out_dir` and renamed when complete, so a
@@ -14,6 +16,7 @@ failed export leaves nothing behind, and an existing non-empty `out_dir` is refu
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tokenizers import Tokenizer, processors
 from transformers import AutoImageProcessor, AutoTokenizer, OPTForCausalLM, RobertaForMaskedLM
 
 from .errors import TrainError
@@ -47,12 +51,17 @@ _REMOTE_CODE = {
     ),
     "git": ("configuration_babylm_git", "BabyLMGitConfig", "modeling_babylm_git", "BabyLMGit"),
 }
-# The Auto classes the BabyLM evaluation uses (lm_eval, DevBench: CausalLM; GLUE: SequenceClassification).
+# The Auto classes the BabyLM evaluation uses (lm_eval, DevBench: CausalLM; GLUE: SequenceClassification;
+# the 2025 fine-tuning: AutoModel, the decoder without its head).
 _AUTO_CLASSES = {
+    "AutoModel": "DecoderModel",
     "AutoModelForCausalLM": "ForCausalLM",
     "AutoModelForSequenceClassification": "ForSequenceClassification",
 }
+log = logging.getLogger(__name__)
 _STOCK_CLASSES = {"opt": OPTForCausalLM, "roberta": RobertaForMaskedLM}
+# The token that places an image in a prompt; GIT has none (its image always goes before the text).
+_IMAGE_TOKENS = {"flamingo": "<image>"}
 # Keys transformers writes that describe the exporting machine, not the tokenizer.
 _MACHINE_KEYS = (
     "is_local",
@@ -94,9 +103,19 @@ def export_model(
     tokenizer = _load_tokenizer(tokenizer_dir_or_obj)
     _check_tokenizer(model, kind, tokenizer)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if kind in MULTIMODAL_KINDS and "." in out.name:
+        log.warning(
+            "%s: a folder name with '.' cannot load its remote code on transformers 4.x "
+            "(No module named 'transformers_modules.%s'), which the BabyLM fine-tuning needs; "
+            "rename it (e.g. %s) or load it as ORG/NAME from a hub cache (--revisions)",
+            out,
+            out.name.split(".")[0],
+            out.name.replace(".", "_"),
+        )
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
         _write_folder(model, kind, tmp, tokenizer, image_processor)
+        _make_readable(tmp)
         if out.exists():
             out.rmdir()  # empty (checked above); rename cannot replace a folder
         os.replace(tmp, out)
@@ -133,11 +152,12 @@ def _write_folder(model: torch.nn.Module, kind: str, out: Path, tokenizer: Any, 
     if kind in MULTIMODAL_KINDS:
         _save_remote_code_model(model, kind, out)
         image_processor = image_processor or _default_image_processor(model)
-        BabyLMProcessor(image_processor, tokenizer).save_pretrained(out)
+        image_token = _IMAGE_TOKENS.get(kind)
+        BabyLMProcessor(image_processor, tokenizer, image_token=image_token).save_pretrained(out)
         # AutoImageProcessor reads preprocessor_config.json on every release; the processor's own
         # file then only names the class (see _register_processor).
         image_processor.save_pretrained(out)
-        _register_processor(out)
+        _register_processor(out, image_token)
     else:
         stock = _STOCK_CLASSES[kind](model.config)
         stock.load_state_dict(model.state_dict())
@@ -145,6 +165,7 @@ def _write_folder(model: torch.nn.Module, kind: str, out: Path, tokenizer: Any, 
         tokenizer.save_pretrained(out)
     bos = tokenizer.convert_ids_to_tokens(model.config.bos_token_id)
     _make_tokenizer_portable(out, bos)
+    _prepend_bos(out, tokenizer, bos)
     _drop_machine_paths(out / "config.json")
 
 
@@ -202,19 +223,20 @@ def _default_image_processor(model: torch.nn.Module) -> Any:
     )
 
 
-def _register_processor(out: Path) -> None:
+def _register_processor(out: Path, image_token: str | None) -> None:
     """Point AutoProcessor at the shipped processor class (needs trust_remote_code).
 
     processor_config.json keeps only the class: transformers 5 nests the image processor there,
     and 4.x passes every key of that file to the processor's __init__, where a nested
     `image_processor` collides with the loaded one ("got multiple values for argument").
-    Both lines load the image processor from preprocessor_config.json instead.
+    Both lines load the image processor from preprocessor_config.json instead. `image_token`
+    reaches the processor's __init__ from there on both.
     """
     entry = {
         "processor_class": "BabyLMProcessor",
         "auto_map": {"AutoProcessor": "processing_babylm.BabyLMProcessor"},
     }
-    _write_json(out / "processor_config.json", entry)
+    _write_json(out / "processor_config.json", {**entry, "image_token": image_token})
     path = out / "preprocessor_config.json"
     _write_json(path, {**json.loads(path.read_text()), **entry})
 
@@ -226,7 +248,7 @@ def _make_tokenizer_portable(out: Path, bos_token: str) -> None:
     transformers 5 writes `TokenizersBackend` (a class 4.x lacks; the fast tokenizer class loads
     the same tokenizer.json in both) and the added specials as an `extra_special_tokens` list
     (4.x reads that key as a dict of named tokens and fails; `additional_special_tokens` is the
-    name both read). The bos token changes no encoding: the post-processor only appends `</s>`.
+    name both read).
     """
     path = out / "tokenizer_config.json"
     data = json.loads(path.read_text())
@@ -238,6 +260,41 @@ def _make_tokenizer_portable(out: Path, bos_token: str) -> None:
         data.pop(key, None)
     data["bos_token"] = bos_token
     _write_json(path, data)
+
+
+def _prepend_bos(out: Path, tokenizer: Any, bos_token: str) -> None:
+    """Encode for evaluation as the model saw text in training: `</s> text`, nothing appended.
+
+    A training tokenizer that appends `</s>` to every line (ours, and the original's) packs each
+    line right after the previous one's `</s>`; evaluation scores single sentences, so the exported
+    tokenizer puts that `</s>` in front instead (as OPT's tokenizer prepends its BOS): every word of
+    a scored sentence is then scored in context, and the last position predicts the next word.
+    Other tokenizers (OPT's and RoBERTa's for the 2023 settings) are left as they are.
+    """
+    path = out / "tokenizer.json"
+    eos_id = tokenizer.eos_token_id
+    if not path.exists() or eos_id is None or tokenizer.convert_ids_to_tokens(eos_id) != bos_token:
+        return
+    backend = Tokenizer.from_file(str(path))
+    plain = backend.encode("a b", add_special_tokens=False).ids
+    if backend.encode("a b").ids != [*plain, eos_id]:
+        return
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{bos_token} $A",
+        pair=f"{bos_token} $A {bos_token} $B:1",
+        special_tokens=[(bos_token, eos_id)],
+    )
+    backend.save(str(path))
+
+
+def _make_readable(folder: Path) -> None:
+    """Folders 0777 and files 0666 less the umask (0755 / 0644 usually), as `mkdir` and `open`
+    would make them: `mkdtemp` and some writers create 0700 / 0600, which colleagues cannot read."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def _drop_machine_paths(path: Path) -> None:

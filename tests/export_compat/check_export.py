@@ -28,6 +28,10 @@ from transformers import (
     TrainingArguments,
 )
 
+# -I leaves the script's folder off sys.path; its sibling holds the 2025 pipeline's calls.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from check_calls_2025 import check_all  # noqa: E402
+
 ATOL = 1e-4  # another release's ViT may round differently; the decoders are plain torch
 MACHINE_KEYS = {"is_local", "local_files_only", "cache_dir", "token", "use_auth_token", "_commit_hash"}
 
@@ -153,6 +157,7 @@ def main(exports: Path) -> None:
         check_text(kind, exports / kind, inputs[kind], inputs)
     for kind in ("flamingo", "git", "opt", "roberta"):
         summary[kind] = check_sequence_classification(kind, exports / kind)
+        summary[kind] |= check_all(kind, exports, inputs)
     print(json.dumps(summary))
 
 

@@ -362,7 +362,58 @@ class BabyLMFlamingoForSequenceClassification(FrozenVisionMixin, BabyLMFlamingoP
         return SequenceClassifierOutputWithPast(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
 
 
+class BabyLMFlamingoDecoderModel(FrozenVisionMixin, BabyLMFlamingoPreTrainedModel):
+    """`AutoModel`: the decoder without its LM head (the 2025 pipeline's fine-tuning puts its own
+    head on `last_hidden_state`); `pixel_values` optional. Its weights are the causal LM's less
+    `lm_head` (tied to the embeddings), so the same folder loads with nothing newly initialised."""
+
+    _keys_to_ignore_on_load_unexpected = [r"^lm_head\."]
+
+    def __init__(self, config: BabyLMFlamingoConfig):
+        super().__init__(config)
+        self.model = BabyLMFlamingoModel(config)
+        self.post_init()
+
+    @property
+    def vision_encoder(self) -> nn.Module:
+        return self.model.decoder.img_encoder
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.model.decoder.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.model.decoder.embed_tokens = value
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        image_embeds: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values=None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_hidden_states: bool | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPast:
+        """`last_hidden_state` (B, L, D), `hidden_states` (embeddings + one per layer) on request."""
+        return self.model.decoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=bool(use_cache),
+            pixel_values=pixel_values,
+            image_embeds=image_embeds,
+            output_hidden_states=bool(output_hidden_states or self.config.output_hidden_states),
+        )
+
+
 __all__ = [
+    "BabyLMFlamingoDecoderModel",
     "BabyLMFlamingoForCausalLM",
     "BabyLMFlamingoForSequenceClassification",
     "BabyLMFlamingoPreTrainedModel",

@@ -298,4 +298,59 @@ class BabyLMGitForSequenceClassification(FrozenVisionMixin, BabyLMGitPreTrainedM
         return SequenceClassifierOutputWithPast(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
 
 
-__all__ = ["BabyLMGitForCausalLM", "BabyLMGitForSequenceClassification", "BabyLMGitPreTrainedModel"]
+class BabyLMGitDecoderModel(FrozenVisionMixin, BabyLMGitPreTrainedModel):
+    """`AutoModel`: the decoder without its LM head (the 2025 pipeline's fine-tuning puts its own
+    head on `last_hidden_state`); `pixel_values` optional, its N image tokens first as in the
+    causal LM. The causal LM's weights less `output` (tied), so nothing is newly initialised."""
+
+    _keys_to_ignore_on_load_unexpected = [r"^output\."]
+
+    def __init__(self, config: BabyLMGitConfig):
+        super().__init__(config)
+        self.git = BabyLMGitModel(config)
+        self.post_init()
+
+    @property
+    def vision_encoder(self) -> nn.Module:
+        return self.git.image_encoder
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.git.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.git.embeddings.word_embeddings = value
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        image_embeds: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values=None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_hidden_states: bool | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPast:
+        """`last_hidden_state` (B, N + L, D), `hidden_states` (embeddings + one per layer) on request."""
+        return self.git(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            pixel_values=pixel_values,
+            image_embeds=image_embeds,
+            inputs_embeds=inputs_embeds,
+            past_key_values=past_key_values,
+            use_cache=bool(use_cache),
+            output_hidden_states=bool(output_hidden_states or self.config.output_hidden_states),
+        )
+
+
+__all__ = [
+    "BabyLMGitDecoderModel",
+    "BabyLMGitForCausalLM",
+    "BabyLMGitForSequenceClassification",
+    "BabyLMGitPreTrainedModel",
+]
