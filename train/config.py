@@ -141,7 +141,9 @@ class TrainConfig:
             "After warmup: constant, or cosine decay to --min-lr-ratio.", choices=("constant", "cosine")
         ),
     )
-    min_lr_ratio: float = field(default=0.0, metadata=_opt("Cosine schedule floor, as a fraction of --lr.", ge=0, le=1))
+    min_lr_ratio: float = field(
+        default=0.0, metadata=_opt("Cosine schedule floor, as a fraction of --lr.", ge=0, le=1)
+    )
     seq_len: int = field(default=128, metadata=_opt("Tokens per text chunk / longest caption.", ge=1))
     mix: str = field(
         default="1vd25",
@@ -151,7 +153,9 @@ class TrainConfig:
         ),
     )
     mask_prob: float = field(default=0.15, metadata=_opt("RoBERTa masking probability.", gt=0, lt=1))
-    seed: int = field(default=1, metadata=_opt("Seed of initialization, data order and masking.", ge=0, le=2**32 - 1))
+    seed: int = field(
+        default=1, metadata=_opt("Seed of initialization, data order and masking.", ge=0, le=2**32 - 1)
+    )
     workers: int = field(
         default=4,
         metadata=_opt(
@@ -186,7 +190,9 @@ class TrainConfig:
         metadata=_opt("Epochs after which a checkpoint is kept for good, comma-separated.", ge=1),
     )
     keep: int = field(default=2, metadata=_opt("How many periodic (--save-every) checkpoints to keep.", ge=0))
-    log_every: int = field(default=10, metadata=_opt("Write metrics and refresh the bar every N steps.", ge=1))
+    log_every: int = field(
+        default=10, metadata=_opt("Write metrics and refresh the bar every N steps.", ge=1)
+    )
     tensorboard: bool = field(
         default=False, metadata=_opt("Also write TensorBoard events under RUN_DIR/tb.", flag=True)
     )
@@ -386,7 +392,9 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     try:
         data = toml_reader.loads(Path(path).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, toml_reader.TOMLDecodeError) as e:
-        raise ValueError(f"{path}: not a TOML file ({e}); fix it or write one with the option names") from None
+        raise ValueError(
+            f"{path}: not a TOML file ({e}); fix it or write one with the option names"
+        ) from None
     by_name = {f.name: f for f in fields(TrainConfig)}
     unknown = sorted(set(data) - set(by_name))
     if unknown:

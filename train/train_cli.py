@@ -196,7 +196,11 @@ def export(checkpoint: str, out_dir: str, tokenizer: str | None) -> None:
 @click.command("plot")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option(
-    "--out", "out_png", type=click.Path(dir_okay=False), default=None, help="PNG to write (default: RUN_DIR/loss.png)."
+    "--out",
+    "out_png",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="PNG to write (default: RUN_DIR/loss.png).",
 )
 def plot(run_dir: str, out_png: str | None) -> None:
     """Plot the loss curves (total, caption, text) and the learning rate of RUN_DIR."""

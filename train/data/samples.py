@@ -32,24 +32,61 @@ def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 @click.command("samples")
 @click.argument("location", nargs=-1, required=True)
-@click.option("--world-size", type=click.IntRange(min=1), default=1, show_default=True, help="Number of ranks (torchrun processes).")
 @click.option(
-    "--workers", type=click.IntRange(min=0), default=default_of("workers"), show_default=True, help="DataLoader workers per rank."
+    "--world-size",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Number of ranks (torchrun processes).",
 )
 @click.option(
-    "--batch-size", type=click.IntRange(min=1), default=default_of("batch_size"), show_default=True, help="Batch size per rank."
+    "--workers",
+    type=click.IntRange(min=0),
+    default=default_of("workers"),
+    show_default=True,
+    help="DataLoader workers per rank.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=default_of("batch_size"),
+    show_default=True,
+    help="Batch size per rank.",
 )
 @click.option("--epoch", type=click.IntRange(min=0), default=0, show_default=True, help="Epoch to show.")
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="Show at most this many steps (default: to the end).")
 @click.option(
-    "--start-step", type=click.IntRange(min=0), default=0, show_default=True, help="Show the batches after a resume at this step."
-)
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=default_of("seed"), show_default=True, help="Data order seed of the run.")
-@click.option(
-    "--seq-len", type=click.IntRange(min=1), default=default_of("seq_len"), show_default=True, help="Chunk length for tokens datasets."
+    "--steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Show at most this many steps (default: to the end).",
 )
 @click.option(
-    "--block-size", type=click.IntRange(min=1), default=default_of("block_size"), show_default=True, help="Samples per shuffled block."
+    "--start-step",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Show the batches after a resume at this step.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**32 - 1),
+    default=default_of("seed"),
+    show_default=True,
+    help="Data order seed of the run.",
+)
+@click.option(
+    "--seq-len",
+    type=click.IntRange(min=1),
+    default=default_of("seq_len"),
+    show_default=True,
+    help="Chunk length for tokens datasets.",
+)
+@click.option(
+    "--block-size",
+    type=click.IntRange(min=1),
+    default=default_of("block_size"),
+    show_default=True,
+    help="Samples per shuffled block.",
 )
 @click.option(
     "--shuffle-buffer",
@@ -66,7 +103,11 @@ def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
     "--no-images shows the keys of the text-only (noimg) runs.",
 )
 @click.option(
-    "--image-size", type=click.IntRange(min=1), default=default_of("image_size"), show_default=True, help="Square image size of the run."
+    "--image-size",
+    type=click.IntRange(min=1),
+    default=default_of("image_size"),
+    show_default=True,
+    help="Square image size of the run.",
 )
 @click.option(
     "--max-corrupt-fraction",
