@@ -56,7 +56,7 @@ def name_output(callback: Callable) -> Callable:
         try:
             return callback(*args, **kwargs)
         except OSError as e:
-            if not e.filename:
+            if not e.filename and e.errno in _OS_ADVICE:
                 e.filename = next((kwargs[p] for p in _OUTPUT_PARAMS if kwargs.get(p)), None)
             raise
 
