@@ -147,7 +147,8 @@ def _write_torchrun_error(path: str, message: str) -> None:
     """The message in the format torchrun reads for its failure summary."""
     try:
         with open(path, "w") as f:
-            json.dump({"message": message, "timestamp": int(time.time())}, f)
+            extra = {"py_callstack": message, "timestamp": str(int(time.time()))}
+            json.dump({"message": {"message": message, "extraInfo": extra}}, f)
     except OSError:
         pass  # the summary then says "To enable traceback see ...", nothing worse
 

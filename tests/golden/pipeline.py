@@ -113,7 +113,9 @@ NOISE_TENSORS = re.compile(r"k_proj\.bias$")
 WEIGHT_REL = 1e-3
 
 
-def same_weights(expected: dict[str, list[float]], actual: dict[str, list[float]], rel: float = WEIGHT_REL) -> bool:
+def same_weights(
+    expected: dict[str, list[float]], actual: dict[str, list[float]], rel: float = WEIGHT_REL
+) -> bool:
     """The same tensors with the same statistics (`_tensor_stats`), each compared at `rel` of its
     own magnitude: the sums at `rel` of the sum of |x| (or of x^2), each picked value at `rel` of
     the larger of itself and the tensor's typical element (sum x^2 / sum |x|)."""

@@ -5,7 +5,6 @@ of range (refused at parse time), a config file with a wrong type, a tampered ch
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -105,9 +104,24 @@ CASES: dict[str, tuple[list[str], str]] = {
     "out-is-a-file": (_opt("--out", "{a_file}"), "{a_file}"),
     # the run's data and checkpoints
     "data-smaller-than-a-batch": (
-        ["opt", "--data", "{small}", "--tokenizer", "{tokenizer}", "--out", "{out}/small", "--size", "tiny",
-         "--global-batch-size", "64", "--seq-len", "16", "--workers", "0"],
-        "global batch",
+        [
+            "opt",
+            "--data",
+            "{small}",
+            "--tokenizer",
+            "{tokenizer}",
+            "--out",
+            "{out}/small",
+            "--size",
+            "tiny",
+            "--global-batch-size",
+            "64",
+            "--seq-len",
+            "16",
+            "--workers",
+            "0",
+        ],
+        "{small}: fewer samples than one global batch",
     ),  # fmt: skip
     "resume-tampered-meta": (
         ["opt", "--data", "{small}", "--tokenizer", "{tokenizer}", "--out", "{tampered}", "--resume", "auto"],
