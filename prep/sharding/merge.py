@@ -84,8 +84,8 @@ def merge_parts(folders: list[Path], out_dir: Path) -> Manifest:
         missing = _first_missing(found, units, 10)
         shown = ", ".join(map(str, missing)) + (" ..." if units - len(found) > len(missing) else "")
         raise OutputError(
-            f"{units - len(found)} of {units} work units are in none of the folders (units {shown}); "
-            "run the missing parts first"
+            f"{', '.join(map(str, folders))}: {units - len(found)} of {units} work units are in none of "
+            f"the folders (units {shown}); run the missing parts first"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     old = read_plan(out_dir)
