@@ -210,3 +210,23 @@ def test_under_torchrun_rank_0_prints_one_line_and_the_ranks_exit_2(tmp_path, ti
     # No traceback of ours (torchrun prints its own ChildFailedError, from torch's files only).
     frames = re.findall(r'File "([^"]+)"', output)
     assert not [f for f in frames if "site-packages/torch" not in f and "<frozen" not in f], output
+
+
+class _BrokenShards(torch.utils.data.IterableDataset):
+    def __iter__(self):
+        from babylm.train.data.tar_index import ShardError
+
+        raise ShardError("http://127.0.0.1:1/shard-000001.tar: HTTP 403 Forbidden")
+
+
+def test_an_error_from_a_loader_worker_is_its_own_line():
+    """DataLoader re-raises a worker's error with the worker's traceback in the message; the
+    line keeps the error only."""
+    from babylm.train.cli import one_line, user_error_types
+    from babylm.train.data.tar_index import ShardError
+
+    with pytest.raises(ShardError) as caught:
+        next(iter(torch.utils.data.DataLoader(_BrokenShards(), num_workers=1)))
+    assert "Original Traceback" in str(caught.value)
+    assert isinstance(caught.value, user_error_types())
+    assert one_line(caught.value) == "http://127.0.0.1:1/shard-000001.tar: HTTP 403 Forbidden"
