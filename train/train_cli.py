@@ -95,7 +95,8 @@ def _option_for(f: Field) -> Callable:
     meta = f.metadata
     cli = meta.get("cli", {})
     flag = "--" + f.name.replace("_", "-")
-    help_text = meta["help"] + _default_text(f)
+    allowed = meta.get("range")
+    help_text = meta["help"] + _default_text(f) + (f" [{allowed.describe()}]" if allowed else "")
     type_name = str(f.type)
     if cli.get("flag"):
         return click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=help_text)
@@ -103,7 +104,6 @@ def _option_for(f: Field) -> Callable:
         return click.option(flag, f.name, multiple=True, metavar="LOCATION", help=help_text)
     if "choices" in cli:
         return click.option(flag, f.name, type=click.Choice(cli["choices"]), default=None, help=help_text)
-    allowed = meta.get("range")
     if type_name.startswith("list[int]"):
         param_type: Any = _IntList(allowed)
     elif type_name.startswith("int"):
