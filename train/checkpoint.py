@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from babylm.shards import atomic_write_bytes
-from babylm.train.errors import CheckpointError, MissingInput
+from babylm.train.errors import CheckpointError, MissingInput, TrainError
 
 CKPT_DIR = "checkpoints"
 _NAME = re.compile(r"step-(\d{8})")
@@ -313,13 +313,39 @@ def save_training(
 def restore_training(
     path: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any, loader: Any, rank: int, world: int
 ) -> int:
-    """Load a checkpoint into freshly built objects; returns the step to continue from."""
+    """Load a checkpoint into freshly built objects; returns the step to continue from.
+
+    A checkpoint that does not fit (another model size, a tampered file) is a `CheckpointError`
+    naming it, raised before the first step."""
+    meta = read_meta(path)
+    try:
+        return _restore(path, meta, model, optimizer, scheduler, loader, rank, world)
+    except TrainError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise CheckpointError(
+            f"{path}: does not fit this run ({type(e).__name__}: {first}); resume with the options of "
+            "the run that wrote it (--config RUN_DIR/config.toml) or from another checkpoint"
+        ) from None
+
+
+def _restore(
+    path: Path, meta: dict[str, Any], model: torch.nn.Module, optimizer: Any, scheduler: Any, loader: Any,
+    rank: int, world: int,
+) -> int:  # fmt: skip
     model.load_state_dict(load(path / "model.pt"))
     state = load(path / "trainer.pt")
+    if not isinstance(state, dict) or state.get("step") != meta["step"]:
+        step = state.get("step") if isinstance(state, dict) else None
+        raise CheckpointError(
+            f"{path / 'trainer.pt'}: step {step!r}, but meta.json says {meta['step']}; the checkpoint "
+            "was changed after it was written: resume from another checkpoint"
+        )
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     mine = load_rank_state(path, rank)
-    saved_world = read_meta(path)["world_size"]
+    saved_world = meta["world_size"]
     if mine is not None and saved_world == world:
         set_rng_state(mine["rng"])
     else:

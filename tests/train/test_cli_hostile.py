@@ -97,6 +97,18 @@ def test_a_tampered_run_stops_at_resume_before_training(opt_run, tmp_path, tiny_
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000002"]
 
 
+@pytest.mark.parametrize("vocab", ["300", "400"])
+def test_a_checkpoint_that_does_not_fit_the_run_stops_at_resume(opt_run, tmp_path, tiny_tokenizer_dir, vocab):
+    """Other embedding rows than the run builds, or no optimizer state: one line naming it."""
+    run = _copy_run(opt_run, tmp_path / "run")
+    data = write_tokens(tmp_path / "tokens", [400], vocab_size=100)
+    args = ["opt", "--data", str(data), "--tokenizer", str(tiny_tokenizer_dir), "--out", str(run)]
+    args += ["--resume", "auto", "--size", "tiny", "--global-batch-size", "8", "--seq-len", "16"]
+    line = _one_error_line(CliRunner().invoke(main, [*args, "--workers", "0", "--vocab-size", vocab]))
+    assert str(run / "checkpoints" / "step-00000002") in line and "does not fit this run" in line
+    assert not (run / "metrics.jsonl").exists()
+
+
 # ---- a foreign pickle: refused, never run, without advice to load it unsafely ----------------------
 class _Payload:
     def __init__(self, marker: Path):
