@@ -26,10 +26,10 @@ _NO_ARGS: tuple[type, ...] = tuple(
 
 # OSErrors about a path that the user can fix, and what to do.
 _OS_ADVICE = {
-    errno.ENOSPC: "no space left on the device; free space there or choose another --out, then rerun "
-    "(finished work units are kept)",
-    errno.EDQUOT: "disk quota exceeded; free space there or choose another --out, then rerun",
-    errno.EROFS: "the file system is read-only; choose a writable --out",
+    errno.ENOSPC: "no space left on the device; free space there or choose another output (--out), then "
+    "rerun (finished work units are kept)",
+    errno.EDQUOT: "disk quota exceeded; free space there or choose another output (--out), then rerun",
+    errno.EROFS: "the file system is read-only; choose a writable output (--out)",
     errno.EACCES: "permission denied; choose a folder you can write to, or fix its permissions",
     errno.EPERM: "operation not permitted; choose a folder you can write to, or fix its permissions",
     errno.ENOTDIR: "a path component is a file, not a folder; check the path",
