@@ -339,7 +339,7 @@ def parse_mix(mix: str) -> tuple[float, float]:
     try:
         if len(parts) == 2:
             w = (float(parts[0]), float(parts[1]))
-            if min(w) >= 0 and max(w) > 0:
+            if min(w) >= 0 and max(w) > 0 and all(map(math.isfinite, w)):
                 return w
     except ValueError:
         pass

@@ -98,6 +98,7 @@ CASES: dict[str, tuple[list[str], str]] = {
     "seed-negative": (_opt("--seed", "-1"), "--seed"),
     "cache-gb-0": (_opt("--cache-gb", "0"), "--cache-gb"),
     "save-epochs-0": (_opt("--save-epochs", "0,5"), "--save-epochs"),
+    "mix-infinite": (_opt("--mix", "inf,1"), "--mix"),
     "config-wrong-type": (_opt("--config", "{seq_len_toml}"), "{seq_len_toml}"),
     "config-nan": (_opt("--config", "{lr_toml}"), "{lr_toml}"),
     "config-not-toml": (_opt("--config", "{broken_toml}"), "{broken_toml}"),
