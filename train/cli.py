@@ -136,11 +136,19 @@ class _Group(click.Group):
 
 def _fail(message: str, code: int) -> None:
     message = " ".join(message.split())
+    _close_progress_bars()
     if os.environ.get("TORCHELASTIC_ERROR_FILE"):
         _write_torchrun_error(os.environ["TORCHELASTIC_ERROR_FILE"], message)
     if int(os.environ.get("RANK", "0") or 0) == 0:  # under torchrun, rank 0 speaks for all
         click.echo(f"Error: {message}", err=True)
     sys.exit(code)
+
+
+def _close_progress_bars() -> None:
+    """End the training bar's line, so the error starts a line of its own."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", None) or ()):
+        bar.close()
 
 
 def _write_torchrun_error(path: str, message: str) -> None:
