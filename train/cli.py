@@ -139,7 +139,7 @@ def _fail(message: str, code: int) -> None:
     _close_progress_bars()
     if os.environ.get("TORCHELASTIC_ERROR_FILE"):
         _write_torchrun_error(os.environ["TORCHELASTIC_ERROR_FILE"], message)
-    if int(os.environ.get("RANK", "0") or 0) == 0:  # under torchrun, rank 0 speaks for all
+    if os.environ.get("RANK", "0").strip() in ("", "0"):  # under torchrun, rank 0 speaks for all
         click.echo(f"Error: {message}", err=True)
     sys.exit(code)
 
