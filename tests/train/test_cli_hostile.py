@@ -242,3 +242,15 @@ def test_an_error_from_a_loader_worker_is_its_own_line():
     assert "Original Traceback" in str(caught.value)
     assert isinstance(caught.value, user_error_types())
     assert one_line(caught.value) == "http://127.0.0.1:1/shard-000001.tar: HTTP 403 Forbidden"
+
+
+def test_a_rank_other_than_0_prints_nothing_and_tells_torchrun(tmp_path, monkeypatch):
+    error_file = tmp_path / "error.json"
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("TORCHELASTIC_ERROR_FILE", str(error_file))
+    result = CliRunner().invoke(main, ["opt", "--max-steps", "0"])
+    assert result.exit_code == 2 and result.output == ""
+    recorded = json.loads(error_file.read_text())["message"]
+    assert recorded["message"].startswith("Invalid value for '--max-steps'")
+    monkeypatch.setenv("RANK", "0")
+    assert _one_error_line(CliRunner().invoke(main, ["opt", "--max-steps", "0"])).startswith("Error: Invalid")
