@@ -17,7 +17,8 @@ from typing import Any
 
 import click
 
-from babylm.train.config import MODELS, Range, config_fields, resolve_config
+from babylm.train.bounds import Range
+from babylm.train.config import MODELS, config_fields, resolve_config
 
 _MODEL_HELP = {
     "flamingo": "Train the Flamingo baseline: an OPT-125M-shaped decoder with gated cross-attention "
