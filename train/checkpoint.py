@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pickle
 import random
 import re
 import shutil
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 
 from babylm.shards import atomic_write_bytes
-from babylm.train.errors import MissingInput
+from babylm.train.errors import CheckpointError, MissingInput, TrainError
 
 CKPT_DIR = "checkpoints"
 _NAME = re.compile(r"step-(\d{8})")
@@ -61,8 +62,24 @@ def _save(obj: Any, path: Path) -> None:
 
 
 def load(path: str | Path) -> Any:
-    """Load one checkpoint file safely (no pickled code) onto the CPU."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """Load one checkpoint file safely (no pickled code) onto the CPU.
+
+    A file holding anything but tensors, containers, numbers and strings (a tampered or foreign
+    pickle) is refused, never run; the error says so rather than torch's advice to load it with
+    `weights_only=False`, which would run its code.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{path}: holds objects other than tensors, numbers and strings, so it was not loaded "
+            "(it was not written by babylm-train, or was changed since); use a checkpoint of a babylm-train run"
+        ) from None
+    except (RuntimeError, EOFError, ValueError) as e:
+        raise CheckpointError(
+            f"{path}: damaged checkpoint file ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            "resume from another checkpoint of the run"
+        ) from None
 
 
 # ---- RNG states as plain tensors ------------------------------------------------------------------
@@ -132,7 +149,7 @@ class CheckpointWriter:
         final = self.dir / ckpt_name(step)
         if self.last_step == step and (final / "meta.json").exists():
             if self.rank == 0:
-                meta = json.loads((final / "meta.json").read_text())
+                meta = read_meta(final)
                 meta["tags"] = sorted(set(meta["tags"]) | set(tags))
                 atomic_write_bytes(final / "meta.json", json.dumps(meta, indent=2).encode())
             self.barrier()
@@ -189,13 +206,13 @@ def checkpoint_tags(cfg: Any, step: int, steps_per_epoch: int, total: int, stop:
 
 # ---- finding and reading --------------------------------------------------------------------------
 def list_checkpoints(run_dir: str | Path) -> list[tuple[Path, dict[str, Any]]]:
-    """Complete checkpoints of a run, oldest first, with their meta."""
+    """Complete checkpoints of a run, oldest first, with their (checked) meta."""
     base = Path(run_dir) / CKPT_DIR
     found = []
     if base.is_dir():
         for p in base.iterdir():
             if _NAME.fullmatch(p.name) and (p / "meta.json").exists():
-                found.append((p, json.loads((p / "meta.json").read_text())))
+                found.append((p, read_meta(p)))
     return sorted(found, key=lambda c: c[1]["step"])
 
 
@@ -209,6 +226,7 @@ def resolve_checkpoint(path: str | Path, run_dir: str | Path | None = None) -> P
         return found[-1][0] if found else None
     p = Path(path)
     if (p / "meta.json").exists():
+        read_meta(p)  # checked now, before anything is built
         return p
     if (p / CKPT_DIR).is_dir() or p.is_dir():
         found = list_checkpoints(p)
@@ -220,8 +238,39 @@ def resolve_checkpoint(path: str | Path, run_dir: str | Path | None = None) -> P
     )
 
 
+# meta.json's keys: (check, what it must be).
+_META_FIELDS: dict[str, tuple[Any, str]] = {
+    "step": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "epoch": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "world_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "tags": (lambda v: isinstance(v, list) and all(isinstance(t, str) for t in v), "a list of strings"),
+}
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def read_meta(ckpt: str | Path) -> dict[str, Any]:
-    return json.loads((Path(ckpt) / "meta.json").read_text())
+    """The checkpoint's meta.json, checked (types, ranges, the step its folder is named by), so
+    a tampered file stops a resume before training rather than a save after it."""
+    path = Path(ckpt) / "meta.json"
+    fix = "delete that checkpoint folder (or restore the file) and resume from another"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as e:
+        raise CheckpointError(f"{path}: not valid JSON ({type(e).__name__}); {fix}") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: not a checkpoint meta.json (a JSON object); {fix}")
+    for key, (ok, what) in _META_FIELDS.items():
+        if key not in meta:
+            raise CheckpointError(f"{path}: the key {key!r} is missing; {fix}")
+        if not ok(meta[key]):
+            raise CheckpointError(f"{path}: {key} must be {what}, got {meta[key]!r}; {fix}")
+    named = _NAME.fullmatch(Path(ckpt).name)
+    if named and int(named.group(1)) != meta["step"]:
+        raise CheckpointError(f"{path}: step {meta['step']} but the folder is {Path(ckpt).name}; {fix}")
+    return meta
 
 
 def load_rank_state(ckpt: str | Path, rank: int) -> dict[str, Any] | None:
@@ -264,13 +313,39 @@ def save_training(
 def restore_training(
     path: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any, loader: Any, rank: int, world: int
 ) -> int:
-    """Load a checkpoint into freshly built objects; returns the step to continue from."""
+    """Load a checkpoint into freshly built objects; returns the step to continue from.
+
+    A checkpoint that does not fit (another model size, a tampered file) is a `CheckpointError`
+    naming it, raised before the first step."""
+    meta = read_meta(path)
+    try:
+        return _restore(path, meta, model, optimizer, scheduler, loader, rank, world)
+    except TrainError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise CheckpointError(
+            f"{path}: does not fit this run ({type(e).__name__}: {first}); resume with the options of "
+            "the run that wrote it (--config RUN_DIR/config.toml) or from another checkpoint"
+        ) from None
+
+
+def _restore(
+    path: Path, meta: dict[str, Any], model: torch.nn.Module, optimizer: Any, scheduler: Any, loader: Any,
+    rank: int, world: int,
+) -> int:  # fmt: skip
     model.load_state_dict(load(path / "model.pt"))
     state = load(path / "trainer.pt")
+    if not isinstance(state, dict) or state.get("step") != meta["step"]:
+        step = state.get("step") if isinstance(state, dict) else None
+        raise CheckpointError(
+            f"{path / 'trainer.pt'}: step {step!r}, but meta.json says {meta['step']}; the checkpoint "
+            "was changed after it was written: resume from another checkpoint"
+        )
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     mine = load_rank_state(path, rank)
-    saved_world = read_meta(path)["world_size"]
+    saved_world = meta["world_size"]
     if mine is not None and saved_world == world:
         set_rng_state(mine["rng"])
     else:

@@ -1,14 +1,25 @@
 """`babylm-train`: train the BabyLM baselines from shards, resume, export.
 
 The only place that decides how errors look: a mistake the user can fix (a `TrainError` from the
-library, a dataset without a manifest or with one that does not validate, a click usage
-error) is one line on stderr and exit
-status 2; anything else is a bug and keeps its traceback.
+library, a dataset without a manifest or with one that does not validate, a shard that is missing
+or damaged, a full or read-only disk, a click usage error) is one `Error:` line on stderr and exit
+status 2; anything else is a bug and keeps its traceback (exit status 1).
+
+Under torchrun every rank meets the same error: rank 0 prints the line, the other ranks print
+nothing, and each writes the message to torchrun's error file (TORCHELASTIC_ERROR_FILE), so
+torchrun's failure summary shows it in place of "To enable traceback see ...".
 """
 
 from __future__ import annotations
 
+import errno
+import functools
+import json
+import os
+import re
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -22,8 +33,84 @@ _NO_ARGS: tuple[type, ...] = tuple(
     t for t in [getattr(click.exceptions, "NoArgsIsHelpError", None)] if t is not None
 )
 
+# Data errors raised by modules that import torch: matched only once their module is loaded, so
+# `babylm-train --help` does not start torch.
+_LAZY_USER_ERRORS = (
+    ("babylm.train.data.tar_index", "ShardError"),
+    ("babylm.train.data.tar_index", "CorruptSample"),
+    ("babylm.train.data.loader", "CorruptDataError"),
+    ("babylm.shards.tar_index", "TarIndexError"),
+    ("babylm.shards.tar_scan", "TarScanError"),
+)
+
+# OSErrors about a path that the user can fix, and what to do.
+_OS_ADVICE = {
+    errno.ENOSPC: "no space left on the device; free space there or choose another output folder, then rerun",
+    errno.EDQUOT: "disk quota exceeded; free space there or choose another output folder, then rerun",
+    errno.EROFS: "the file system is read-only; choose a writable output folder",
+    errno.EACCES: "permission denied; choose a folder you can write to, or fix its permissions",
+    errno.EPERM: "operation not permitted; choose a folder you can write to, or fix its permissions",
+    errno.ENOENT: "no such file or folder; check the path",
+    errno.ENOTDIR: "a path component is a file, not a folder; check the path",
+    errno.EISDIR: "is a folder where a file is needed; check the path",
+}
+# The options that name a command's output, in the order a path is taken from them.
+_OUTPUT_PARAMS = ("out", "out_dir", "out_png", "run_dir")
+
+
+def user_error_types() -> tuple[type, ...]:
+    types: list[type] = [TrainError, ShardsError, DatasetNotFound]
+    for module, name in _LAZY_USER_ERRORS:
+        if module in sys.modules:
+            types.append(getattr(sys.modules[module], name))
+    return tuple(types)
+
+
+def one_line(e: BaseException) -> str:
+    """The message of `e` on one line; an error re-raised from a DataLoader worker carries the
+    worker's whole traceback, of which only the last line (the error itself) is kept."""
+    message = str(e)
+    if "Original Traceback" in message:
+        lines = message.rstrip().splitlines()
+        tail = []
+        for line in reversed(lines):
+            if line.startswith(" "):
+                break
+            tail.insert(0, line)
+        message = re.sub(r"^[\w.]+: ", "", " ".join(tail))
+    return " ".join(message.split())
+
+
+def os_error_message(e: OSError) -> str | None:
+    """One line for an OSError the user can fix (full or read-only disk, a bad path), else None."""
+    advice = _OS_ADVICE.get(e.errno or 0)
+    if advice is None or not e.filename:
+        return None
+    return f"{e.filename}: {advice}"
+
+
+def name_output(callback: Callable) -> Callable:
+    """Wrap a command's callback so an OSError without a file name (a write that ran out of
+    space) names the command's output folder."""
+
+    @functools.wraps(callback)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except OSError as e:
+            if not e.filename and e.errno in _OS_ADVICE:
+                e.filename = next((kwargs[p] for p in _OUTPUT_PARAMS if kwargs.get(p)), None)
+            raise
+
+    return wrapper
+
 
 class _Group(click.Group):
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if cmd.callback is not None:
+            cmd.callback = name_output(cmd.callback)
+        super().add_command(cmd, name)
+
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs["standalone_mode"] = False
         try:
@@ -39,14 +126,40 @@ class _Group(click.Group):
             _fail(e.format_message() + hint, 2)
         except click.ClickException as e:
             _fail(e.format_message(), e.exit_code)
-        except (TrainError, ShardsError, DatasetNotFound) as e:
-            _fail(str(e), 2)
+        except Exception as e:
+            if isinstance(e, user_error_types()):
+                _fail(one_line(e), 2)
+            if isinstance(e, OSError) and os_error_message(e):
+                _fail(os_error_message(e) or "", 2)
+            raise
         sys.exit(code if isinstance(code, int) else 0)
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"Error: {' '.join(message.split())}", err=True)
+    message = " ".join(message.split())
+    _close_progress_bars()
+    if os.environ.get("TORCHELASTIC_ERROR_FILE"):
+        _write_torchrun_error(os.environ["TORCHELASTIC_ERROR_FILE"], message)
+    if os.environ.get("RANK", "0").strip() in ("", "0"):  # under torchrun, rank 0 speaks for all
+        click.echo(f"Error: {message}", err=True)
     sys.exit(code)
+
+
+def _close_progress_bars() -> None:
+    """End the training bar's line, so the error starts a line of its own."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", None) or ()):
+        bar.close()
+
+
+def _write_torchrun_error(path: str, message: str) -> None:
+    """The message in the format torchrun reads for its failure summary."""
+    try:
+        with open(path, "w") as f:
+            extra = {"py_callstack": message, "timestamp": str(int(time.time()))}
+            json.dump({"message": {"message": message, "extraInfo": extra}}, f)
+    except OSError:
+        pass  # the summary then says "To enable traceback see ...", nothing worse
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -18,6 +18,7 @@ try:
 except ImportError:  # Python 3.10
     tomllib = None  # type: ignore[assignment]
 
+from babylm.train.bounds import Range, option_name, value_problem
 from babylm.train.data.spec import LoaderSpec
 from babylm.train.kinds import MODEL_KINDS as MODELS
 from babylm.train.kinds import MULTIMODAL_KINDS as MULTIMODAL
@@ -27,9 +28,18 @@ from babylm.train.settings import MIX_PRESETS, apply_setting
 _NOT_RECORDED = ("resume", "config")
 
 
-def _opt(help: str, **cli: Any) -> dict[str, Any]:
-    """Field metadata: the help text and extra click settings (choices, flag, multiple)."""
-    return {"help": help, "cli": cli}
+def _opt(
+    help: str,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    **cli: Any,
+) -> dict[str, Any]:
+    """Field metadata: the help text, the allowed range of a number (ge/gt/le/lt) and extra click
+    settings (choices, flag, multiple)."""
+    bounds = (ge, gt, le, lt)
+    return {"help": help, "cli": cli, "range": Range(*bounds) if any(b is not None for b in bounds) else None}
 
 
 @dataclass
@@ -64,46 +74,51 @@ class TrainConfig:
             "small random ViT under RUN_DIR (tests, CPU demos)."
         ),
     )
-    out: str = field(default="", metadata=_opt("Run folder (checkpoints, metrics, config)."))
+    out: str = field(default="", metadata=_opt("Run folder (checkpoints, metrics, config).", folder=True))
     size: str = field(
         default="base",
         metadata=_opt("Model size: base (the baselines) or tiny (CPU).", choices=("base", "tiny")),
     )
     epochs: int | None = field(
-        default=None, metadata=_opt("Epochs (default: 30 for flamingo/git/noimg, 20 for opt/roberta).")
+        default=None, metadata=_opt("Epochs (default: 30 for flamingo/git/noimg, 20 for opt/roberta).", ge=1)
     )
     max_steps: int | None = field(
-        default=None, metadata=_opt("Stop after this many optimizer steps (default: all epochs).")
+        default=None, metadata=_opt("Stop after this many optimizer steps (default: all epochs).", ge=1)
     )
     global_batch_size: int = field(
-        default=128, metadata=_opt("Samples per optimizer step over all ranks (per stream).")
+        default=128, metadata=_opt("Samples per optimizer step over all ranks (per stream).", ge=1)
     )
     batch_size: int | None = field(
         default=None,
         metadata=_opt(
             "Samples per device per micro-step; gradient accumulation makes up the rest of the "
-            "global batch (default: global batch / world size, no accumulation)."
+            "global batch (default: global batch / world size, no accumulation).",
+            ge=1,
         ),
     )
     dropout: float | None = field(
         default=None,
-        metadata=_opt("Override the model's dropout (hidden and attention); default: its own (0.1)."),
+        metadata=_opt(
+            "Override the model's dropout (hidden and attention); default: its own (0.1).", ge=0, lt=1
+        ),
     )
-    lr: float = field(default=1e-4, metadata=_opt("Peak learning rate (AdamW)."))
-    weight_decay: float = field(default=0.1, metadata=_opt("AdamW weight decay."))
-    adam_beta1: float = field(default=0.9, metadata=_opt("AdamW beta1."))
-    adam_beta2: float = field(default=0.999, metadata=_opt("AdamW beta2."))
-    adam_eps: float = field(default=1e-8, metadata=_opt("AdamW epsilon."))
-    grad_clip: float = field(default=1.0, metadata=_opt("Gradient-norm clip (0: off)."))
-    warmup_steps: int = field(default=5000, metadata=_opt("Linear warmup length in optimizer steps."))
+    lr: float = field(default=1e-4, metadata=_opt("Peak learning rate (AdamW).", gt=0))
+    weight_decay: float = field(default=0.1, metadata=_opt("AdamW weight decay.", ge=0))
+    adam_beta1: float = field(default=0.9, metadata=_opt("AdamW beta1.", ge=0, lt=1))
+    adam_beta2: float = field(default=0.999, metadata=_opt("AdamW beta2.", ge=0, lt=1))
+    adam_eps: float = field(default=1e-8, metadata=_opt("AdamW epsilon.", gt=0))
+    grad_clip: float = field(default=1.0, metadata=_opt("Gradient-norm clip (0: off).", ge=0))
+    warmup_steps: int = field(default=5000, metadata=_opt("Linear warmup length in optimizer steps.", ge=0))
     lr_schedule: str = field(
         default="constant",
         metadata=_opt(
             "After warmup: constant, or cosine decay to --min-lr-ratio.", choices=("constant", "cosine")
         ),
     )
-    min_lr_ratio: float = field(default=0.0, metadata=_opt("Cosine schedule floor, as a fraction of --lr."))
-    seq_len: int = field(default=128, metadata=_opt("Tokens per text chunk / longest caption."))
+    min_lr_ratio: float = field(
+        default=0.0, metadata=_opt("Cosine schedule floor, as a fraction of --lr.", ge=0, le=1)
+    )
+    seq_len: int = field(default=128, metadata=_opt("Tokens per text chunk / longest caption.", ge=1))
     mix: str = field(
         default="1vd25",
         metadata=_opt(
@@ -111,12 +126,15 @@ class TrainConfig:
             "or 'W_IMG,W_TXT' such as 1,0.25."
         ),
     )
-    mask_prob: float = field(default=0.15, metadata=_opt("RoBERTa masking probability."))
-    seed: int = field(default=1, metadata=_opt("Seed of initialization, data order and masking."))
+    mask_prob: float = field(default=0.15, metadata=_opt("RoBERTa masking probability.", gt=0, lt=1))
+    seed: int = field(
+        default=1, metadata=_opt("Seed of initialization, data order and masking.", ge=0, le=2**32 - 1)
+    )
     workers: int = field(
         default=4,
         metadata=_opt(
-            "Loader worker processes per rank for the image-caption stream (token streams are cut in-process)."
+            "Loader worker processes per rank for the image-caption stream (token streams are cut in-process).",
+            ge=0,
         ),
     )
     cache_dir: str | None = field(
@@ -128,25 +146,26 @@ class TrainConfig:
     )
     cache_gb: float = field(
         default=LoaderSpec.cache_bytes / 2**30,
-        metadata=_opt("Size limit of that cache in GiB (least recently used blocks go first)."),
+        metadata=_opt("Size limit of that cache in GiB (least recently used blocks go first).", gt=0),
     )
     prefetch_batches: int = field(
         default=LoaderSpec.prefetch_batches,
         metadata=_opt(
             "Remote shards: fetch the blocks of this many upcoming batches per worker ahead (0: one "
-            "range request per sample, no cache)."
+            "range request per sample, no cache).",
+            ge=0,
         ),
     )
     save_every: int = field(
-        default=1000, metadata=_opt("Save a checkpoint every N optimizer steps (0: off).")
+        default=1000, metadata=_opt("Save a checkpoint every N optimizer steps (0: off).", ge=0)
     )
     save_epochs: list[int] = field(
         default_factory=lambda: [5, 10, 20, 25],
-        metadata=_opt("Epochs after which a checkpoint is kept for good, comma-separated."),
+        metadata=_opt("Epochs after which a checkpoint is kept for good, comma-separated.", ge=1),
     )
-    keep: int = field(default=2, metadata=_opt("How many periodic (--save-every) checkpoints to keep."))
+    keep: int = field(default=2, metadata=_opt("How many periodic (--save-every) checkpoints to keep.", ge=0))
     log_every: int = field(
-        default=10, metadata=_opt("Write metrics and update the progress display every N steps.")
+        default=10, metadata=_opt("Write metrics and update the progress display every N steps.", ge=1)
     )
     tensorboard: bool = field(
         default=False, metadata=_opt("Also write TensorBoard events under RUN_DIR/tb.", flag=True)
@@ -186,7 +205,8 @@ class TrainConfig:
         metadata=_opt(
             "Rows of the model's token embedding (default: the tokenizer's size + 8, the original's "
             "32,778 for the BabyLM tokenizer). --setting opt125m_s1 uses 50,272 (facebook/opt-125m), "
-            "roberta_s1 50,265 (roberta-base)."
+            "roberta_s1 50,265 (roberta-base).",
+            ge=1,
         ),
     )
     chunking: str = field(
@@ -250,6 +270,10 @@ class TrainConfig:
         """Raise ValueError with the option's name on a bad value; return self."""
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        for f in fields(self):
+            problem = value_problem(f, getattr(self, f.name))
+            if problem:
+                raise ValueError(f"{option_name(f.name)} {problem}")
         if not self.tokenizer:
             raise ValueError("--tokenizer is required")
         if not self.out:
@@ -257,22 +281,11 @@ class TrainConfig:
         if not self.data:
             raise ValueError("--data is required")
         parse_mix(self.mix)
-        for name in ("global_batch_size", "seq_len", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
-        for name in ("warmup_steps", "save_every", "keep", "workers", "prefetch_batches"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError("--batch-size must be >= 1")
-        if not self.cache_gb > 0:
-            raise ValueError(f"--cache-gb must be > 0, got {self.cache_gb}")
-        if self.vocab_size is not None and self.vocab_size < 1:
-            raise ValueError("--vocab-size must be >= 1")
-        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
-            raise ValueError("--dropout must be in [0, 1)")
-        if not 0.0 < self.mask_prob < 1.0:
-            raise ValueError("--mask-prob must be between 0 and 1")
+        if self.batch_size is not None and self.global_batch_size % self.batch_size:
+            raise ValueError(
+                f"--global-batch-size {self.global_batch_size} is not a multiple of --batch-size "
+                f"{self.batch_size}; pick a --batch-size that divides it"
+            )
         return self
 
     # ---- TOML -----------------------------------------------------------------------------------
@@ -315,7 +328,7 @@ def parse_mix(mix: str) -> tuple[float, float]:
     try:
         if len(parts) == 2:
             w = (float(parts[0]), float(parts[1]))
-            if min(w) >= 0 and max(w) > 0:
+            if min(w) >= 0 and max(w) > 0 and all(map(math.isfinite, w)):
                 return w
     except ValueError:
         pass
@@ -333,11 +346,20 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             raise RuntimeError("--config needs Python 3.11+ (tomllib) or the 'tomli' package") from e
     else:
         toml_reader = tomllib
-    data = toml_reader.loads(Path(path).read_text())
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(data) - known)
+    try:
+        data = toml_reader.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, toml_reader.TOMLDecodeError) as e:
+        raise ValueError(
+            f"{path}: not a TOML file ({e}); fix it or write one with the option names"
+        ) from None
+    by_name = {f.name: f for f in fields(TrainConfig)}
+    unknown = sorted(set(data) - set(by_name))
     if unknown:
         raise ValueError(f"{path}: unknown keys {', '.join(unknown)}")
+    for key, value in data.items():
+        problem = value_problem(by_name[key], value)
+        if problem:
+            raise ValueError(f"{path}: {key} = {value!r}: {problem}")
     return data
 
 

@@ -21,3 +21,7 @@ class MissingInput(TrainError, FileNotFoundError):
 
 class DataError(TrainError, ValueError):
     """Datasets that cannot be used together as asked (kinds that differ, a missing stream)."""
+
+
+class CheckpointError(TrainError, ValueError):
+    """A checkpoint folder whose files are damaged or were not written by this trainer."""

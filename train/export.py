@@ -15,6 +15,7 @@ failed export leaves nothing behind, and an existing non-empty `out_dir` is refu
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -112,7 +113,8 @@ def export_model(
             out.name.split(".")[0],
             out.name.replace(".", "_"),
         )
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    remove_stale_partials(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".partial", dir=out.parent))
     try:
         _write_folder(model, kind, tmp, tokenizer, image_processor)
         _make_readable(tmp)
@@ -122,6 +124,25 @@ def export_model(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def remove_stale_partials(out: Path) -> None:
+    """Delete the `.partial` folders of exports to `out` that were killed: their process (its id
+    is in the name) is gone. A live export's folder is left alone."""
+    for tmp in out.parent.glob(f".{glob.escape(out.name)}.*.partial"):
+        pid = tmp.name[len(out.name) + 2 :].split(".", 1)[0]
+        if not pid.isdigit() or not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def export_checkpoint(

@@ -7,6 +7,8 @@ defaults live in the dataclass and are shown in the help.
 
 from __future__ import annotations
 
+import math
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import MISSING, Field
@@ -15,6 +17,7 @@ from typing import Any
 
 import click
 
+from babylm.train.bounds import Range
 from babylm.train.config import MODELS, config_fields, resolve_config
 
 _MODEL_HELP = {
@@ -29,16 +32,47 @@ _MODEL_HELP = {
 }
 
 
+class _Number(click.ParamType):
+    """An int or a finite float within the field's declared `Range` (refused at parse time)."""
+
+    def __init__(self, kind: type, allowed: Range | None):
+        self.kind, self.allowed = kind, allowed
+        self.name = "integer" if kind is int else "float"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if isinstance(value, self.kind) and not isinstance(value, bool):
+            number = value
+        else:
+            try:
+                number = self.kind(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is not {'an integer' if self.kind is int else 'a number'}", param, ctx)
+        problem = self.allowed.problem(number) if self.allowed else None
+        if problem is None and self.kind is float and not math.isfinite(number):
+            problem = f"must be a finite number, got {value}"
+        if problem:
+            self.fail(problem, param, ctx)
+        return number
+
+
 class _IntList(click.ParamType):
     name = "N,N,..."
+
+    def __init__(self, allowed: Range | None = None):
+        self.allowed = allowed
 
     def convert(self, value: Any, param: Any, ctx: Any) -> list[int]:
         if isinstance(value, list):
             return value
         try:
-            return [int(x) for x in str(value).split(",") if x.strip()]
+            items = [int(x) for x in str(value).split(",") if x.strip()]
         except ValueError:
             self.fail(f"expected comma-separated integers, got {value!r}", param, ctx)
+        for item in items:
+            problem = self.allowed.problem(item) if self.allowed else None
+            if problem:
+                self.fail(f"items {problem}", param, ctx)
+        return items
 
 
 def _default_text(f: Field) -> str:
@@ -62,7 +96,8 @@ def _option_for(f: Field) -> Callable:
     meta = f.metadata
     cli = meta.get("cli", {})
     flag = "--" + f.name.replace("_", "-")
-    help_text = meta["help"] + _default_text(f)
+    allowed = meta.get("range")
+    help_text = meta["help"] + _default_text(f) + (f" [{allowed.describe()}]" if allowed else "")
     type_name = str(f.type)
     if cli.get("flag"):
         return click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=help_text)
@@ -71,11 +106,13 @@ def _option_for(f: Field) -> Callable:
     if "choices" in cli:
         return click.option(flag, f.name, type=click.Choice(cli["choices"]), default=None, help=help_text)
     if type_name.startswith("list[int]"):
-        param_type: Any = _IntList()
+        param_type: Any = _IntList(allowed)
     elif type_name.startswith("int"):
-        param_type = int
+        param_type = _Number(int, allowed)
     elif type_name.startswith("float"):
-        param_type = float
+        param_type = _Number(float, allowed)
+    elif cli.get("folder"):
+        param_type = click.Path(file_okay=False)
     else:
         param_type = str
     return click.option(flag, f.name, type=param_type, default=None, help=help_text)
@@ -103,8 +140,12 @@ def _make_train_command(model: str) -> click.Command:
         cli = {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items() if v not in (None, ())}
         try:
             cfg = resolve_config(model, _absolute_paths(cli), config_file)
+            # torchrun's world size is known now: a global batch it cannot split is refused here.
+            cfg.accumulation(int(os.environ.get("WORLD_SIZE", "1")))
         except ValueError as e:
             raise click.UsageError(str(e)) from e
+        if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
+            raise click.UsageError(f"--out {cfg.out} is a file; give a folder for the run")
         from babylm.train.progress import quiet_library_bars
         from babylm.train.setup import check_inputs
         from babylm.train.trainer import train
@@ -137,7 +178,12 @@ train_commands = [_make_train_command(m) for m in MODELS]
 @click.command("export")
 @click.argument("checkpoint", type=click.Path(exists=True, file_okay=False))
 @click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--tokenizer", default=None, help="Tokenizer folder (default: the one the run trained with).")
+@click.option(
+    "--tokenizer",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Tokenizer folder (default: the one the run trained with).",
+)
 def export(checkpoint: str, out_dir: str, tokenizer: str | None) -> None:
     """Write CHECKPOINT (a checkpoint folder, or a run folder: its newest) as a Hugging Face model
     folder in OUT_DIR, loadable with AutoModelForCausalLM / AutoModelForMaskedLM."""
@@ -152,7 +198,13 @@ def export(checkpoint: str, out_dir: str, tokenizer: str | None) -> None:
 
 @click.command("plot")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", "out_png", default=None, help="PNG to write (default: RUN_DIR/loss.png).")
+@click.option(
+    "--out",
+    "out_png",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="PNG to write (default: RUN_DIR/loss.png).",
+)
 def plot(run_dir: str, out_png: str | None) -> None:
     """Plot the loss curves (total, caption, text) and the learning rate of RUN_DIR."""
     from babylm.train.metrics import plot as draw
@@ -164,15 +216,36 @@ def plot(run_dir: str, out_png: str | None) -> None:
 @click.argument("checkpoint")
 @click.option("--data", required=True, help="Held-out image-text (or features) shards, e.g. cc3m_validation.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Report folder.")
-@click.option("--tokenizer", default=None, help="Tokenizer folder (default: the one the run used).")
 @click.option(
-    "--batch-size", default=32, show_default=True, help="Pairs per batch; images are shuffled within a batch."
+    "--tokenizer",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Tokenizer folder (default: the one the run used).",
 )
-@click.option("--max-samples", default=1024, show_default=True, help="Evaluate at most this many pairs.")
-@click.option("--examples", default=8, show_default=True, help="Greedy captions on the contact sheet.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=2),
+    default=32,
+    show_default=True,
+    help="Pairs per batch (at least 2: images are shuffled within a batch).",
+)
+@click.option(
+    "--max-samples",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="Evaluate at most this many pairs.",
+)
+@click.option(
+    "--examples",
+    type=click.IntRange(min=0),
+    default=8,
+    show_default=True,
+    help="Greedy captions on the contact sheet.",
+)
 @click.option(
     "--min-image-gain",
-    type=float,
+    type=_Number(float, None),
     default=None,
     help="Exit non-zero unless shuffled-image loss exceeds right-image loss by at least this much.",
 )

@@ -152,7 +152,10 @@ class Trainer:
         loader, streams = build_data(cfg, tokenizer, d, micro, image_size)
         steps_per_epoch = loader.steps_per_epoch // accum
         if steps_per_epoch == 0:
-            raise SetupError(f"the data has fewer samples than one global batch of {cfg.global_batch_size}")
+            raise SetupError(
+                f"--data {' '.join(cfg.data)}: fewer samples than one global batch of {cfg.global_batch_size}; "
+                "pass a smaller --global-batch-size (or --seq-len for tokens) or more data"
+            )
         total = steps_per_epoch * cfg.num_epochs
         total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
         optimizer, scheduler = make_optimizer(cfg, model, d, total)

@@ -18,18 +18,24 @@ from babylm.prep.sources.demo import DemoDataConfig, run_demo_data
 )
 @click.option(
     "--cc3m-rows",
+    type=click.IntRange(min=1),
     default=DemoDataConfig.cc3m_rows,
     show_default=True,
     help="CC-3M training rows (validation gets a tenth).",
 )
 @click.option(
     "--ln-images",
+    type=click.IntRange(min=1),
     default=DemoDataConfig.ln_images,
     show_default=True,
     help="Localized Narratives annotations (half COCO, half Open Images).",
 )
 @click.option(
-    "--text-lines", default=DemoDataConfig.text_lines, show_default=True, help="Lines per text source file."
+    "--text-lines",
+    type=click.IntRange(min=1),
+    default=DemoDataConfig.text_lines,
+    show_default=True,
+    help="Lines per text source file.",
 )
 @click.option("--seed", default=DemoDataConfig.seed, show_default=True, help="Seed of everything generated.")
 def demo_data_command(out: str, cc3m_rows: int, ln_images: int, text_lines: int, seed: int) -> None:

@@ -79,12 +79,28 @@ def _first_samples(ds: Dataset, count: int) -> list[tuple[Image.Image | None, st
     return out
 
 
+def _image_path(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A --sheet path whose extension Pillow can write (checked before any work)."""
+    if value is None:
+        return None
+    Image.init()
+    ext = Path(value).suffix.lower()
+    if ext not in Image.registered_extensions() or Image.registered_extensions()[ext] not in Image.SAVE:
+        raise click.BadParameter(f"{value}: not an image file name Pillow can write; use .png or .jpg")
+    return value
+
+
 @click.command("inspect")
 @click.argument("location")
 @click.option(
-    "--sheet", type=click.Path(dir_okay=False), help="Write a contact sheet PNG of the first images."
+    "--sheet",
+    type=click.Path(dir_okay=False),
+    callback=_image_path,
+    help="Write a contact sheet of the first images (PNG; the extension picks the format).",
 )
-@click.option("--count", default=16, show_default=True, help="Images on the contact sheet.")
+@click.option(
+    "--count", type=click.IntRange(min=1), default=16, show_default=True, help="Images on the contact sheet."
+)
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the whole manifest as JSON instead of a summary."
 )

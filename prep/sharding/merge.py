@@ -18,6 +18,7 @@ from babylm.prep.sharding.records import (
     assemble,
     load_unit,
     read_plan,
+    record_units,
     shard_name,
     unit_record_path,
 )
@@ -41,6 +42,18 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def _first_missing(found: dict[int, Path], units: int, count: int) -> list[int]:
+    """The `count` lowest unit numbers below `units` not in `found` (at most len(found) + count
+    steps, whatever `units` says)."""
+    missing: list[int] = []
+    unit = 0
+    while len(missing) < count and unit < units:
+        if unit not in found:
+            missing.append(unit)
+        unit += 1
+    return missing
+
+
 def merge_parts(folders: list[Path], out_dir: Path) -> Manifest:
     """Join the part folders of one planned run into `out_dir` and write its manifest.
 
@@ -60,17 +73,19 @@ def merge_parts(folders: list[Path], out_dir: Path) -> Manifest:
         raise OutputError(f"the folders belong to different prep runs (plans {detail})")
     plan = next(iter(plans.values()))
     sha = plan["plan_sha256"]
+    units = plan["units"]
+    # Only the records on disk are looked at: a plan's unit count is never a loop bound by itself.
     found: dict[int, Path] = {}
     for folder in folders:
-        for unit in range(plan["units"]):
-            if unit not in found and load_unit(folder, unit, sha) is not None:
+        for unit in record_units(folder):
+            if unit < units and unit not in found and load_unit(folder, unit, sha) is not None:
                 found[unit] = folder
-    missing = [u for u in range(plan["units"]) if u not in found]
-    if missing:
-        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+    if len(found) < units:
+        missing = _first_missing(found, units, 10)
+        shown = ", ".join(map(str, missing)) + (" ..." if units - len(found) > len(missing) else "")
         raise OutputError(
-            f"{len(missing)} of {plan['units']} work units are in none of the folders (units {shown}); "
-            "run the missing parts first"
+            f"{', '.join(map(str, folders))}: {units - len(found)} of {units} work units are in none of "
+            f"the folders (units {shown}); run the missing parts first"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     old = read_plan(out_dir)

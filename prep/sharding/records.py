@@ -53,9 +53,36 @@ def read_plan(out_dir: Path) -> dict[str, Any] | None:
         plan = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise OutputError(f"{path}: not a readable plan ({e}); delete the folder and rerun the prep") from e
-    if not isinstance(plan, dict) or not {"plan_sha256", "units", "params"} <= set(plan):
-        raise OutputError(f"{path}: not a plan written by babylm-prep; delete the folder and rerun the prep")
+    problem = plan_problem(plan)
+    if problem:
+        raise OutputError(
+            f"{path}: not a plan written by babylm-prep ({problem}); delete the folder and rerun the prep"
+        )
     return plan
+
+
+def _count(v: Any, low: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def plan_problem(plan: Any) -> str | None:
+    """What is wrong with a plan read from disk (types, and units = ceil(input rows / rows per
+    unit)), or None; nothing in it is used for a loop before this passes."""
+    if not isinstance(plan, dict) or not {"plan_sha256", "units", "params", "kind", "name"} <= set(plan):
+        return "keys plan_sha256, units, params, kind and name are needed"
+    if not isinstance(plan["plan_sha256"], str) or not re.fullmatch(r"[0-9a-f]{64}", plan["plan_sha256"]):
+        return "plan_sha256 is not a sha256"
+    if not isinstance(plan["kind"], str) or not isinstance(plan["name"], str):
+        return "kind and name must be strings"
+    params = plan["params"]
+    if not isinstance(params, dict):
+        return "params is not an object"
+    units, rows, per = plan["units"], params.get("input_rows"), params.get("samples_per_shard")
+    if not (_count(units, 0) and _count(rows, 0) and _count(per, 1)):
+        return "units, params.input_rows and params.samples_per_shard must be counts"
+    if units != -(-rows // per) or params.get("units", units) != units:
+        return f"units {units} does not match {rows} input rows in units of {per}"
+    return None
 
 
 def write_plan(out_dir: Path, plan: dict[str, Any], overwrite: bool) -> None:
@@ -136,16 +163,28 @@ def load_unit(out_dir: Path, unit: int, plan_sha: str) -> dict[str, Any] | None:
         return None
     try:
         rec = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError, RecursionError):
         return None
-    if rec.get("plan") != plan_sha:
+    if not isinstance(rec, dict) or rec.get("plan") != plan_sha:
         return None
     shard = rec.get("shard")
     if shard is not None:
+        if not isinstance(shard, dict) or not isinstance(shard.get("path"), str):
+            return None
         entry = read_entry(out_dir, shard["path"])
         if entry is None or entry.sha256 != shard["sha256"]:
             return None
     return rec
+
+
+def record_units(out_dir: Path) -> list[int]:
+    """The unit numbers that have a record file in `out_dir` (complete or not), ascending."""
+    folder = out_dir / UNITS_DIR
+    found = (_RECORD.fullmatch(p.name) for p in folder.iterdir()) if folder.is_dir() else ()
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+_RECORD = re.compile(r"unit-(\d{6,})\.json")
 
 
 def save_unit(out_dir: Path, record: dict[str, Any]) -> None:

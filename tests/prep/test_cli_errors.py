@@ -6,6 +6,7 @@ one, a malformed manifest, plan or tokenizer file.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,18 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     bad_plan = tmp / "bad_plan"
     bad_plan.mkdir()
     (bad_plan / ".plan.json").write_text("[1, 2")
+    plans = {
+        # units bounded by nothing but the file: never a loop bound before it is checked
+        "huge_plan": {"units": 10**12, "params": {"input_rows": 10**15, "samples_per_shard": 1000}},
+        "lying_plan": {"units": 10**12, "params": {"input_rows": 10, "samples_per_shard": 1000}},
+        "string_plan": {"units": "3", "params": {"input_rows": 3, "samples_per_shard": 1}},
+        "no_sha_plan": {"units": 1, "params": {"input_rows": 1, "samples_per_shard": 1}, "plan_sha256": 7},
+    }
+    for name, plan in plans.items():
+        (tmp / name).mkdir()
+        full = {"kind": "image_text", "name": "x", "plan_sha256": "ab" * 32, **plan}
+        full["params"] = dict(full["params"], units=plan["units"])
+        (tmp / name / ".plan.json").write_text(json.dumps(full))
     bad_tok = tmp / "tokenizer.json"
     bad_tok.write_text('{"model": ')
     a_file = tmp / "a_file.txt"
@@ -43,6 +56,7 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
         "bad_tok": bad_tok,
         "a_file": a_file,
         "out": tmp / "out",
+        **{name: tmp / name for name in plans},
     }
 
 
@@ -100,6 +114,33 @@ CASES = {
     "merge text corpus folder": (["merge", "{vis_text}"], ".plan.json"),
     "merge malformed plan": (["merge", "{bad_plan}"], ".plan.json"),
     "merge two folders without out": (["merge", "{text}", "{raw}"], "--out"),
+    "merge plan of 10**12 units": (
+        ["merge", "{huge_plan}"],
+        "huge_plan: 1000000000000 of 1000000000000 work units",
+    ),
+    "merge plan whose units do not match its rows": (["merge", "{lying_plan}"], ".plan.json"),
+    "merge plan with a string count": (["merge", "{string_plan}"], ".plan.json"),
+    "merge plan without a sha256": (["merge", "{no_sha_plan}"], ".plan.json"),
+    # values out of range, refused while parsing
+    "cc3m samples per shard 0": (
+        ["cc3m", "--root", "{raw}", "--samples-per-shard", "0"],
+        "--samples-per-shard",
+    ),
+    "cc3m workers 0": (["cc3m", "--root", "{raw}", "--workers", "0"], "--workers"),
+    "cc3m quality 101": (["cc3m", "--root", "{raw}", "--quality", "101"], "--quality"),
+    "cc3m image size 0": (["cc3m", "--root", "{raw}", "--image-size", "0"], "--image-size"),
+    "cc3m part 3 of 2": (["cc3m", "--root", "{raw}", "--part", "3/2"], "--part"),
+    "cc3m out is a file": (["cc3m", "--root", "{raw}", "--out", "{a_file}"], "a_file.txt"),
+    "text out is a file": (
+        ["text", "--corpus", "vis2024", "--root", "{text}", "--tokenizer", "x", "--out", "{a_file}"],
+        "a_file.txt",
+    ),
+    "demo-data no rows": (["demo-data", "--out", "{out}/demo", "--cc3m-rows", "0"], "--cc3m-rows"),
+    "inspect sheet of an unknown format": (
+        ["inspect", "{bad_manifest}", "--sheet", "sheet.xyz"],
+        "sheet.xyz",
+    ),
+    "inspect count 0": (["inspect", "{bad_manifest}", "--count", "0"], "--count"),
     # verify / inspect
     "verify missing": (["verify", MISSING], MISSING),
     "verify raw folder": (["verify", "{cc3m}"], "Conceptual-3M"),
@@ -129,3 +170,47 @@ def test_no_command_prints_the_help_not_an_error_line():
     result = CliRunner().invoke(prep_main, [], prog_name="babylm-prep")
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.output.startswith("Usage: babylm-prep") and "\nCommands:\n" in result.output
+
+
+def _image_dataset(folder: Path) -> Path:
+    from babylm.shards import Manifest, RollingWriter, write_manifest
+    from tests.shards.sample_fixtures import image_samples
+
+    with RollingWriter(folder, "tar", max_samples=8) as w:
+        for sample in image_samples(4):
+            w.write(sample)
+    write_manifest(folder, Manifest(kind="image_text", shards=w.entries, name="images"))
+    return folder
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_is_one_line_naming_the_output(tmp_path):
+    dataset = _image_dataset(tmp_path / "images")
+    sheet = tmp_path / "sheet.png"
+    sheet.symlink_to("/dev/full")  # every write fails with ENOSPC, as on a full disk
+    result = CliRunner().invoke(prep_main, ["inspect", str(dataset), "--sheet", str(sheet)])
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert len(errors) == 1 and errors[0].startswith(f"Error: {sheet}: no space left on the device;"), errors
+
+
+def test_a_read_only_out_is_one_line_naming_it(inputs, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    real_mkdir = os.mkdir
+
+    def read_only(path, *args, **kwargs):  # the file system of tmp_path/ro is mounted read-only
+        if str(path).startswith(str(tmp_path / "ro")):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", read_only)
+    out = tmp_path / "ro" / "cc3m"
+    result = CliRunner().invoke(
+        prep_main, ["cc3m", "--root", str(inputs["raw"]), "--out", str(out), "--no-progress"]
+    )
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {out}"), lines
+    assert lines[0].endswith(": the file system is read-only; choose a writable output (--out)")

@@ -32,27 +32,65 @@ def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 @click.command("samples")
 @click.argument("location", nargs=-1, required=True)
-@click.option("--world-size", default=1, show_default=True, help="Number of ranks (torchrun processes).")
 @click.option(
-    "--workers", default=default_of("workers"), show_default=True, help="DataLoader workers per rank."
+    "--world-size",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Number of ranks (torchrun processes).",
 )
 @click.option(
-    "--batch-size", default=default_of("batch_size"), show_default=True, help="Batch size per rank."
-)
-@click.option("--epoch", default=0, show_default=True, help="Epoch to show.")
-@click.option("--steps", type=int, default=None, help="Show at most this many steps (default: to the end).")
-@click.option(
-    "--start-step", default=0, show_default=True, help="Show the batches after a resume at this step."
-)
-@click.option("--seed", default=default_of("seed"), show_default=True, help="Data order seed of the run.")
-@click.option(
-    "--seq-len", default=default_of("seq_len"), show_default=True, help="Chunk length for tokens datasets."
+    "--workers",
+    type=click.IntRange(min=0),
+    default=default_of("workers"),
+    show_default=True,
+    help="DataLoader workers per rank.",
 )
 @click.option(
-    "--block-size", default=default_of("block_size"), show_default=True, help="Samples per shuffled block."
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=default_of("batch_size"),
+    show_default=True,
+    help="Batch size per rank.",
+)
+@click.option("--epoch", type=click.IntRange(min=0), default=0, show_default=True, help="Epoch to show.")
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Show at most this many steps (default: to the end).",
+)
+@click.option(
+    "--start-step",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Show the batches after a resume at this step.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**32 - 1),
+    default=default_of("seed"),
+    show_default=True,
+    help="Data order seed of the run.",
+)
+@click.option(
+    "--seq-len",
+    type=click.IntRange(min=1),
+    default=default_of("seq_len"),
+    show_default=True,
+    help="Chunk length for tokens datasets.",
+)
+@click.option(
+    "--block-size",
+    type=click.IntRange(min=1),
+    default=default_of("block_size"),
+    show_default=True,
+    help="Samples per shuffled block.",
 )
 @click.option(
     "--shuffle-buffer",
+    type=click.IntRange(min=0),
     default=default_of("shuffle_buffer"),
     show_default=True,
     help="Bounded shuffle buffer size.",
@@ -65,10 +103,15 @@ def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
     "--no-images shows the keys of the text-only (noimg) runs.",
 )
 @click.option(
-    "--image-size", default=default_of("image_size"), show_default=True, help="Square image size of the run."
+    "--image-size",
+    type=click.IntRange(min=1),
+    default=default_of("image_size"),
+    show_default=True,
+    help="Square image size of the run.",
 )
 @click.option(
     "--max-corrupt-fraction",
+    type=click.FloatRange(0, 1),
     default=default_of("max_corrupt_fraction"),
     show_default=True,
     help="Fail when more than this fraction of an epoch's samples is undecodable (as training).",
@@ -123,19 +166,19 @@ def samples(
         for rank in range(world_size)
     ]
     first = loaders[0]
+    total = first.steps_per_epoch
+    if start_step > total:
+        raise click.BadParameter(f"epoch has {total} steps", param_hint="--start-step")
     for loader in loaders:
         # The resume path of the trainer: a saved state at (epoch, start_step).
         state = loader.state_dict()
         state.update(epoch=epoch, step=start_step, consumed=start_step * loader.global_batch)
         loader.load_state_dict(state)
-    total = first.steps_per_epoch
     click.echo(
         f"{first.kind}: {first.num_samples} items, {total} steps per epoch of global batch "
         f"{first.global_batch}, {first.dropped_per_epoch} left out per epoch",
         err=True,
     )
-    if start_step > total:
-        raise click.BadParameter(f"epoch has {total} steps", param_hint="--start-step")
     end = total if steps is None else min(total, start_step + steps)
     iterators = [iter(loader) for loader in loaders]
     try:
