@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import pyarrow as pa
 
 from babylm.shards.manifest import MANIFEST_NAME, Manifest, ShardEntry, parse_manifest
-from babylm.shards.writer import TOKEN_COLUMN
+from babylm.shards.writer import TOKEN_COLUMN, WORDS_COLUMN
 
 
 def is_remote(location: str) -> bool:
@@ -156,3 +156,8 @@ def read_npy(data: bytes):
     import numpy as np
 
     return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def words_column(table: pa.Table) -> pa.ChunkedArray | None:
+    """The per-row word counts of a token shard; None for shards written before prep counted words."""
+    return table.column(WORDS_COLUMN) if WORDS_COLUMN in table.column_names else None

@@ -187,10 +187,10 @@ def test_rerun_after_interruption_gives_the_same_shards_and_manifest(
     interrupted = tmp_path / "interrupted"
     original_write = ArrowShardWriter.write_rows
 
-    def dying_write(self, lengths, values):  # killed while the 4th shard is half written
+    def dying_write(self, lengths, values, words):  # killed while the 4th shard is half written
         if self.name == "shard-000003.arrow" and self.samples:
             raise RuntimeError("simulated kill")
-        original_write(self, lengths, values)
+        original_write(self, lengths, values, words)
 
     monkeypatch.setattr(ArrowShardWriter, "write_rows", dying_write)
     resume_args = text_args(tmp_path, tiny_tokenizer_dir, interrupted, "strict_10M", "--shard-rows", "6")
