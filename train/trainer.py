@@ -33,6 +33,7 @@ import torch.distributed as dist
 from torch import nn
 
 from babylm.train import checkpoint as ckpt
+from babylm.train import words as wordmod
 from babylm.train.config import TrainConfig
 from babylm.train.distributed import Dist, quiet, setup_distributed, wrap_ddp
 from babylm.train.kinds import MULTIMODAL_KINDS
@@ -133,6 +134,7 @@ class Trainer:
     writer: ckpt.CheckpointWriter
     metrics: MetricsWriter | None
     checked: bool = False
+    words: int | None = None  # words seen over all ranks so far; None when the data does not count them
 
     @classmethod
     def setup(cls, cfg: TrainConfig, d: Dist) -> Trainer:
@@ -158,6 +160,7 @@ class Trainer:
         step = 0
         if resume_from is not None:
             step = ckpt.restore_training(resume_from, model, optimizer, scheduler, loader, d.rank, d.world)
+        words = _words_at_start(cfg, loader, resume_from, d.rank)
         if d.rank == 0:
             children = (
                 {"caption": loader.caption, "text": loader.text} if cfg.multimodal else {"text": loader}
@@ -174,7 +177,7 @@ class Trainer:
             cfg=cfg, d=d, run_dir=run_dir, tokenizer=tokenizer, model=model,
             net=wrap_ddp(_Losses(model), d), optimizer=optimizer, scheduler=scheduler, loader=loader,
             streams=streams, weights=list(cfg.mix_weights) if cfg.multimodal else [1.0], accum=accum,
-            steps_per_epoch=steps_per_epoch, total=total, step=step,
+            steps_per_epoch=steps_per_epoch, total=total, step=step, words=words,
             writer=ckpt.CheckpointWriter(run_dir, d.rank, d.world, cfg.keep, d.barrier),
             metrics=MetricsWriter(run_dir, cfg.tensorboard, resume_step=step) if d.rank == 0 else None,
         )  # fmt: skip
@@ -196,22 +199,25 @@ class Trainer:
             self.loader.set_epoch(epoch)
             batches = iter(self.loader)
             for _ in range(min((epoch + 1) * self.steps_per_epoch, self.total) - self.step):
+                words_before = self.words
                 lr, grad_norm = self.train_step(batches, interval)
                 bar.update(1)
                 stop_reason = self.stop_requested()
+                milestones = self.words_reached(words_before)
                 if self.step % cfg.log_every == 0 or self.step == self.total or stop_reason:
                     self.log(interval, lr, grad_norm, bar)
                     interval = Interval(interval.loss.zero_(), interval.counts.zero_())
-                tags = ckpt.checkpoint_tags(
-                    cfg, self.step, self.steps_per_epoch, self.total, bool(stop_reason)
+                tags = (
+                    ckpt.checkpoint_tags(cfg, self.step, self.steps_per_epoch, self.total, bool(stop_reason))
+                    + milestones
                 )
                 if tags:
                     trainer_state = {"optimizer": self.optimizer, "scheduler": self.scheduler, "config": cfg}
                     saved = ckpt.save_training(
                         self.writer, self.step, self.step // self.steps_per_epoch, tags, self.model,
-                        trainer_state, self.loader,
+                        trainer_state, self.loader, self.words,
                     )  # fmt: skip
-                if stop_reason:
+                if stop_reason or self.step >= self.total:
                     break
             batches.close()
         bar.close()
@@ -225,15 +231,21 @@ class Trainer:
         counts, backward (DDP syncs on the last), clip, AdamW, schedule. Returns (lr, grad norm)."""
         cfg, d = self.cfg, self.d
         raw = [_next_batch(batches) for _ in range(self.accum)]
-        cpu = [[self.model_inputs(r[s] if len(self.streams) > 1 else r, i) for s in self.streams]
-               for i, r in enumerate(raw)]  # fmt: skip
+        streams = [[r[s] if len(self.streams) > 1 else r for s in self.streams] for r in raw]
+        cpu = [[self.model_inputs(b, i) for b in mb] for i, mb in enumerate(streams)]
         masked_lm = cfg.model == "roberta"
         counts = torch.tensor(
             [[count_targets(b["labels"], masked_lm) for b in mb] for mb in cpu], dtype=torch.float64
         )
-        global_counts = counts.sum(0).to(d.device)
+        # This rank's words ride along with the target counts (float64: exact below 2**53).
+        local_words = sum(b.get("words", 0) for mb in streams for b in mb)
+        global_counts = torch.cat([counts.sum(0), torch.tensor([float(local_words)], dtype=torch.float64)])
+        global_counts = global_counts.to(d.device)
         if d.world > 1:
             dist.all_reduce(global_counts)
+        if self.words is not None:
+            self.words += int(global_counts[-1].item())
+        global_counts = global_counts[:-1]
         scale = (d.world * torch.tensor(self.weights, device=d.device, dtype=torch.float64)
                  / global_counts.clamp(min=1)).float()  # fmt: skip
         for i, mb in enumerate(cpu):
@@ -295,6 +307,16 @@ class Trainer:
             out["pixel_values"] = normalize_images(out["pixel_values"], self.model)
         return out
 
+    def words_reached(self, before: int | None) -> list[str]:
+        """The milestone tags the last step reached; at the --max-words budget the step becomes
+        the last one (`total`)."""
+        if self.words is None or before is None:
+            return []
+        budget = self.cfg.word_budget
+        if budget is not None and self.words >= budget and self.step < self.total:
+            self.total = self.step
+        return wordmod.reached(self.cfg.word_milestones, before, self.words)
+
     def stop_requested(self) -> str | None:
         """The name of a stop signal any rank received (all ranks agree, after the same step)."""
         flag = torch.tensor([float(_STOP["signal"] or 0)])  # the signal number, 0 for none
@@ -311,6 +333,8 @@ class Trainer:
         elapsed = time.perf_counter() - interval.started
         rec = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4), "lr": lr}
         rec.update(interval_record(interval.loss, interval.counts, self.weights, self.streams, elapsed))
+        if self.words is not None:
+            rec["words"] = self.words
         rec["grad_norm"] = float(grad_norm)
         rec["samples_per_s"] = interval.steps * self.cfg.global_batch_size * n / elapsed
         if self.metrics is not None:
@@ -351,6 +375,33 @@ def _prepare_run_dir(cfg: TrainConfig, run_dir: Path, d: Dist) -> Path | None:
         (run_dir / "config.toml").write_text(cfg.to_toml())
     d.barrier()
     return resume_from
+
+
+def _words_at_start(cfg: TrainConfig, loader: Any, resume_from: Path | None, rank: int) -> int | None:
+    """Words seen before the first step of this process: 0, or the resumed checkpoint's count;
+    None when the data has no word counts (an error when --checkpoint-words/--max-words need them)."""
+    children = [loader.caption, loader.text] if hasattr(loader, "caption") else [loader]
+    need = [
+        name
+        for name, v in (("--checkpoint-words", cfg.checkpoint_words), ("--max-words", cfg.max_words))
+        if v
+    ]
+    if not all(c.source.has_words for c in children):
+        missing = wordmod.datasets_without_words(cfg.data)
+        if need:
+            raise SetupError(wordmod.missing_words_message(missing, " and ".join(need)))
+        if rank == 0:
+            print(f"note: {wordmod.missing_words_message(missing, 'counting words seen')}", flush=True)
+        return None
+    if resume_from is None:
+        return 0
+    words = ckpt.read_meta(resume_from).get("words")
+    if words is None and need:
+        raise SetupError(
+            f"{resume_from}: this checkpoint does not record words seen (saved before babylm-train "
+            f"counted them), which {' and '.join(need)} need; resume without them or start a new run"
+        )
+    return words
 
 
 def _next_batch(batches: Any) -> Any:
