@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from babylm.train.cli import main
@@ -72,26 +73,114 @@ def test_words_seen_are_the_sum_of_the_loaders_batches(data, plain):
     assert meta["words"] == words_of(plain)[-1]
 
 
-def test_milestones_save_named_checkpoints_that_keep_never_prunes(data, plain, tmp_path):
+@pytest.fixture(scope="module")
+def milestones(data, plain, tmp_path_factory) -> tuple[Path, list[int]]:
+    """A run with milestones: one reached exactly at step 2, two crossed together by step 5, one
+    in thousands (named in K); every step saves, and --keep 1 rotates the periodic ones."""
     seen = words_of(plain)
-    # one milestone reached exactly at step 2, two crossed together by step 5, one in K
     thousands = seen[-1] // 1000 * 1000
     assert thousands > seen[4]
     wanted = [seen[1], seen[3] + 1, seen[4], thousands]
-    out = tmp_path / "run"
+    out = tmp_path_factory.mktemp("milestones") / "run"
     spec = ",".join(str(w) for w in wanted)
     run(train_args("opt", data, out, "--max-steps", str(STEPS), "--save-every", "1", "--keep", "1",
                    "--checkpoint-words", spec))  # fmt: skip
+    return out, wanted
+
+
+def test_milestones_save_named_checkpoints_that_keep_never_prunes(plain, milestones):
+    seen = words_of(plain)
+    out, (at2, between, at5, thousands) = milestones
     saved = checkpoints(out)
-    assert saved[2]["tags"] == sorted(["periodic", milestone_name(seen[1])])
-    assert set(saved[5]["tags"]) >= {milestone_name(seen[3] + 1), milestone_name(seen[4])}
+    assert saved[2]["tags"] == sorted(["periodic", milestone_name(at2)])
+    assert set(saved[5]["tags"]) >= {milestone_name(between), milestone_name(at5)}
     step = next(i + 1 for i, w in enumerate(seen) if w >= thousands)
     assert f"chck_{thousands // 1000}K" in saved[step]["tags"]
     # --keep 1 left one periodic checkpoint besides the milestones and the final one
-    periodic_only = [s for s, m in saved.items() if m["tags"] == ["periodic"]]
-    assert len(periodic_only) <= 1 and 2 in saved and 5 in saved
+    assert sorted(saved) == sorted({2, 5, step, STEPS - 1, STEPS})
     assert all(saved[s]["words"] == seen[s - 1] for s in saved)
     assert words_of(out) == seen
+
+
+LOAD_REVISIONS = r"""
+import json, sys
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+out = {}
+for revision in sys.argv[1:]:
+    model = AutoModelForCausalLM.from_pretrained("babylm-test/words-opt", revision=revision)
+    tok = AutoTokenizer.from_pretrained("babylm-test/words-opt", revision=revision)
+    with torch.no_grad():
+        logits = model(torch.tensor([tok("a red square")["input_ids"]])).logits
+    out[revision] = logits[0, -1, :6].tolist()
+print(json.dumps(out))
+"""
+
+
+def test_export_revisions_loads_each_milestone_offline(milestones, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from babylm.train.checkpoint import load_model
+
+    out, _ = milestones
+    names = sorted({t for m in checkpoints(out).values() for t in m["tags"] if t.startswith("chck_")})
+    hub = tmp_path / "hub"
+    result = CliRunner().invoke(
+        main, ["export", str(out), str(hub), "--revisions", "--repo-id", "babylm-test/words-opt"]
+    )
+    assert result.exit_code == 0, result.output
+    refs = hub / "models--babylm-test--words-opt" / "refs"
+    assert sorted(p.name for p in refs.iterdir()) == sorted([*names, "main"])
+    env = {**os.environ, "HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    proc = subprocess.run(
+        [sys.executable, "-c", LOAD_REVISIONS, *names, "main"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    # each revision its checkpoint's weights (step 5 carries two milestones: one checkpoint)
+    steps = {m["step"] for m in checkpoints(out).values() if any(t in got or t == "final" for t in m["tags"])}
+    assert len({tuple(v) for v in got.values()}) == len(steps) == len(got) - 1
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(
+        str(hub / "models--babylm-test--words-opt" / "snapshots" / (refs / "main").read_text())
+    )
+    ids = torch.tensor([tok("a red square")["input_ids"]])
+    for path, meta in checkpoints_with_paths(out):
+        model, _, _ = load_model(path)
+        with torch.no_grad():
+            expected = model(input_ids=ids).logits[0, -1, :6]
+        for tag in meta["tags"]:
+            if tag.startswith("chck_") or tag == "final":
+                torch.testing.assert_close(torch.tensor(got["main" if tag == "final" else tag]), expected)
+
+
+def test_export_revisions_errors_are_one_line(milestones, tmp_path):
+    out, _ = milestones
+    cases = {
+        "--revisions and --repo-id": ["export", str(out), str(tmp_path / "a"), "--revisions"],
+        "repo id": ["export", str(out), str(tmp_path / "b"), "--revisions", "--repo-id", "no-slash"],
+        "no complete checkpoints": [
+            "export", str(tmp_path), str(tmp_path / "c"), "--revisions", "--repo-id", "a/b"
+        ],
+    }  # fmt: skip
+    for expected, args in cases.items():
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, result.output
+        last = result.output.strip().splitlines()[-1]
+        assert last.startswith("Error: ") and expected in last, last
+
+
+def checkpoints_with_paths(run_dir: Path) -> list[tuple[Path, dict]]:
+    from babylm.train.checkpoint import list_checkpoints
+
+    return list_checkpoints(run_dir)
 
 
 def test_resume_continues_the_count(data, plain, tmp_path):
