@@ -88,6 +88,6 @@ def missing_words_message(locations: Sequence[str], why: str) -> str:
     """The one-line error for datasets without word counts: what needs them and how to add them."""
     return (
         f"{why} needs word counts, but --data {', '.join(locations)} was prepared before babylm-prep "
-        "counted words; re-run the babylm-prep command that wrote it (babylm-prep text for a tokens "
-        "dataset; cc3m, localnarr or features for captions) into a new --out"
+        "counted words; re-run the babylm-prep command that wrote it into a new --out (babylm-prep text "
+        "for a tokens dataset), or add them to a caption dataset with babylm-prep add-words DATASET --out NEW"
     )

@@ -97,3 +97,48 @@ def test_verify_catches_a_words_column_that_disagrees_with_the_manifest(tmp_path
     (out / "manifest.json").write_text(json.dumps(manifest))
     problems = verify_dataset(open_dataset(out))
     assert any("word count" in p.problem for p in problems), problems
+
+
+def _old_caption_dataset(folder) -> None:
+    """Captions as prep wrote them before word counts: no `words` in the json or the manifest."""
+    from babylm.shards import Manifest, RollingWriter, write_manifest
+
+    with RollingWriter(folder, "tar", max_samples=3) as w:
+        for i in range(7):
+            caption = "a photo of" + " a dog" * i + "."
+            w.write({"__key__": f"k{i:03d}", "jpg": bytes([i]) * 50, "txt": caption, "json": {"i": i}})
+    write_manifest(
+        folder, Manifest(kind="image_text", shards=w.entries, skipped={"decode_error": 2}, name="old")
+    )
+    assert open_dataset(folder).manifest.num_words is None
+
+
+def test_add_words_counts_the_stored_captions_of_an_old_caption_dataset(tmp_path):
+    _old_caption_dataset(tmp_path / "old")
+    (tmp_path / "old" / "skipped.jsonl").write_text('{"key": "x", "reason": "decode_error"}\n')
+    result = CliRunner().invoke(main, ["add-words", str(tmp_path / "old"), "--out", str(tmp_path / "new")])
+    assert result.exit_code == 0, result.output
+    new = open_dataset(tmp_path / "new").manifest
+    samples = read_samples(tmp_path / "new")
+    assert len(samples) == new.num_samples == 7 and new.skipped == {"decode_error": 2}
+    for key, s in samples.items():
+        i = int(key[1:])
+        assert json.loads(s["json"]) == {"i": i, "words": 3 + 2 * i}
+        assert s["jpg"] == bytes([i]) * 50
+    assert new.num_words == sum(3 + 2 * i for i in range(7))
+    assert [e.words for e in new.shards] == [3 + 5 + 7, 9 + 11 + 13, 15]
+    assert not verify_dataset(open_dataset(tmp_path / "new"), deep=False)
+    assert (tmp_path / "new" / "skipped.jsonl").read_text().startswith('{"key": "x"')
+
+
+def test_add_words_refuses_token_datasets_and_a_used_out(tmp_path, tiny_tokenizer_dir):
+    write_corpus(tmp_path, "strict_10M")
+    args = ["--corpus", "strict_10M", "--root", str(tmp_path), "--tokenizer", str(tiny_tokenizer_dir)]
+    assert CliRunner().invoke(main, ["text", *args, "--out", str(tmp_path / "tok")]).exit_code == 0
+    result = CliRunner().invoke(main, ["add-words", str(tmp_path / "tok"), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "rerun babylm-prep text" in result.output
+    _old_caption_dataset(tmp_path / "old")
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "f").write_text("")
+    result = CliRunner().invoke(main, ["add-words", str(tmp_path / "old"), "--out", str(tmp_path / "used")])
+    assert result.exit_code == 2 and "not empty" in result.output
