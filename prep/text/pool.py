@@ -70,6 +70,14 @@ def tokenize(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return lengths, np.concatenate(parts)
 
 
+def tokenize_and_count(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`tokenize`, plus the words of each text (`len(text.split())`, BabyLM's budget unit),
+    counted here in the worker: in the writing process it would cap the throughput of many workers."""
+    lengths, values = tokenize(texts)
+    words = np.fromiter(map(len, map(str.split, texts)), dtype=np.int64, count=len(texts))
+    return lengths, values, words
+
+
 class TokenizerPool:
     """`workers` processes tokenizing batches; results come back in submission order and at most
     `depth` batches are in flight, so memory does not grow with the corpus. A worker that dies
@@ -93,19 +101,19 @@ class TokenizerPool:
         self.depth = 2 * workers + 2
         self._inflight: deque[tuple[Any, Future]] = deque()
 
-    def submit(self, texts: list[str], tag: Any) -> list[tuple[Any, tuple[np.ndarray, np.ndarray]]]:
-        """Queue a batch; return the (tag, result) pairs that had to be collected to make room."""
-        self._inflight.append((tag, self._executor.submit(tokenize, texts)))
+    def submit(self, texts: list[str], tag: Any) -> list[tuple[Any, tuple[np.ndarray, ...]]]:
+        """Queue a batch; return the (tag, (lengths, ids, words)) pairs collected to make room."""
+        self._inflight.append((tag, self._executor.submit(tokenize_and_count, texts)))
         done = []
         while len(self._inflight) > self.depth:
             done.append(self._pop())
         return done
 
-    def drain(self) -> list[tuple[Any, tuple[np.ndarray, np.ndarray]]]:
+    def drain(self) -> list[tuple[Any, tuple[np.ndarray, ...]]]:
         """Collect every batch still in flight, in order."""
         return [self._pop() for _ in range(len(self._inflight))]
 
-    def _pop(self) -> tuple[Any, tuple[np.ndarray, np.ndarray]]:
+    def _pop(self) -> tuple[Any, tuple[np.ndarray, ...]]:
         tag, future = self._inflight.popleft()
         try:
             return tag, future.result()

@@ -140,11 +140,9 @@ class _Run:
             counts.append(current)
         return {"run": self.run_id, "file": file_index, "line": line, "counts": counts}
 
-    def _consume(self, tag: tuple[int, Block], result: tuple[np.ndarray, np.ndarray]) -> None:
+    def _consume(self, tag: tuple[int, Block], result: tuple[np.ndarray, ...]) -> None:
         file_index, block = tag
-        lengths, values = result
-        # A word is a whitespace-separated word of the line (BabyLM's budget unit).
-        words = np.fromiter((len(t.split()) for t in block.texts), dtype=np.int64, count=len(block.texts))
+        lengths, values, words = result  # words: len(line.split()) of each line (pool.py)
         base = list(self.counts[file_index])
         ends = np.cumsum(lengths)
         word_ends = np.cumsum(words)
