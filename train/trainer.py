@@ -160,7 +160,7 @@ class Trainer:
         step = 0
         if resume_from is not None:
             step = ckpt.restore_training(resume_from, model, optimizer, scheduler, loader, d.rank, d.world)
-        words = _words_at_start(cfg, loader, resume_from, d.rank)
+        words = wordmod.words_at_start(cfg, loader, resume_from, d.rank)
         if d.rank == 0:
             children = (
                 {"caption": loader.caption, "text": loader.text} if cfg.multimodal else {"text": loader}
@@ -375,33 +375,6 @@ def _prepare_run_dir(cfg: TrainConfig, run_dir: Path, d: Dist) -> Path | None:
         (run_dir / "config.toml").write_text(cfg.to_toml())
     d.barrier()
     return resume_from
-
-
-def _words_at_start(cfg: TrainConfig, loader: Any, resume_from: Path | None, rank: int) -> int | None:
-    """Words seen before the first step of this process: 0, or the resumed checkpoint's count;
-    None when the data has no word counts (an error when --checkpoint-words/--max-words need them)."""
-    children = [loader.caption, loader.text] if hasattr(loader, "caption") else [loader]
-    need = [
-        name
-        for name, v in (("--checkpoint-words", cfg.checkpoint_words), ("--max-words", cfg.max_words))
-        if v
-    ]
-    if not all(c.source.has_words for c in children):
-        missing = wordmod.datasets_without_words(cfg.data)
-        if need:
-            raise SetupError(wordmod.missing_words_message(missing, " and ".join(need)))
-        if rank == 0:
-            print(f"note: {wordmod.missing_words_message(missing, 'counting words seen')}", flush=True)
-        return None
-    if resume_from is None:
-        return 0
-    words = ckpt.read_meta(resume_from).get("words")
-    if words is None and need:
-        raise SetupError(
-            f"{resume_from}: this checkpoint does not record words seen (saved before babylm-train "
-            f"counted them), which {' and '.join(need)} need; resume without them or start a new run"
-        )
-    return words
 
 
 def _next_batch(batches: Any) -> Any:

@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from babylm.train.errors import SetupError
 
 M = 1_000_000
 PRESETS: dict[str, tuple[int, ...]] = {
@@ -91,3 +95,32 @@ def missing_words_message(locations: Sequence[str], why: str) -> str:
         "counted words; re-run the babylm-prep command that wrote it into a new --out (babylm-prep text "
         "for a tokens dataset), or add them to a caption dataset with babylm-prep add-words DATASET --out NEW"
     )
+
+
+def words_at_start(cfg: Any, loader: Any, resume_from: Path | None, rank: int) -> int | None:
+    """Words seen before the first step of this process: 0, or the resumed checkpoint's count;
+    None when the data has no word counts (an error when --checkpoint-words/--max-words need them)."""
+    children = [loader.caption, loader.text] if hasattr(loader, "caption") else [loader]
+    need = [
+        name
+        for name, v in (("--checkpoint-words", cfg.checkpoint_words), ("--max-words", cfg.max_words))
+        if v
+    ]
+    if not all(c.source.has_words for c in children):
+        missing = datasets_without_words(cfg.data)
+        if need:
+            raise SetupError(missing_words_message(missing, " and ".join(need)))
+        if rank == 0:
+            print(f"note: {missing_words_message(missing, 'counting words seen')}", flush=True)
+        return None
+    if resume_from is None:
+        return 0
+    from babylm.train.checkpoint import read_meta  # torch: not for the CLI's option parsing
+
+    words = read_meta(resume_from).get("words")
+    if words is None and need:
+        raise SetupError(
+            f"{resume_from}: this checkpoint does not record words seen (saved before babylm-train "
+            f"counted them), which {' and '.join(need)} need; resume without them or start a new run"
+        )
+    return words

@@ -58,13 +58,17 @@ def test_a_line_counts_in_the_chunk_that_holds_its_last_token(chunking):
     assert 0 < words.sum() - got.sum() < words.sum() // 10
 
 
-def test_token_batches_carry_their_chunks_words(tmp_path):
-    data = write_tokens(tmp_path / "tok", [200, 3, 150])
+@pytest.mark.parametrize("chunking", ["stream", "original"])
+def test_token_batches_carry_their_chunks_words(tmp_path, chunking):
+    data = write_tokens(tmp_path / "tok", [1200, 3, 900])
     lengths, words = rows_of(data)
     L = 16
-    n_chunks = int(lengths.sum()) // L
-    expected = brute_chunk_words(lengths, words, [c * L for c in range(n_chunks)], L)
-    loader = build_loader(data, batch_size=5, seq_len=L)
+    if chunking == "original":
+        starts = original_chunk_starts(lengths, L).tolist()
+    else:
+        starts = [c * L for c in range(int(lengths.sum()) // L)]
+    expected = brute_chunk_words(lengths, words, starts, L)
+    loader = build_loader(data, batch_size=5, seq_len=L, chunking=chunking)
     seen = 0
     for b in loader:
         assert b["words"] == sum(expected[c] for c in b["keys"])
