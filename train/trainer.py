@@ -237,15 +237,11 @@ class Trainer:
         counts = torch.tensor(
             [[count_targets(b["labels"], masked_lm) for b in mb] for mb in cpu], dtype=torch.float64
         )
-        # This rank's words ride along with the target counts (float64: exact below 2**53).
-        local_words = sum(b.get("words", 0) for mb in streams for b in mb)
-        global_counts = torch.cat([counts.sum(0), torch.tensor([float(local_words)], dtype=torch.float64)])
-        global_counts = global_counts.to(d.device)
+        global_counts = counts.sum(0).to(d.device)
         if d.world > 1:
             dist.all_reduce(global_counts)
         if self.words is not None:
-            self.words += int(global_counts[-1].item())
-        global_counts = global_counts[:-1]
+            self.words += self.count_words(streams)
         scale = (d.world * torch.tensor(self.weights, device=d.device, dtype=torch.float64)
                  / global_counts.clamp(min=1)).float()  # fmt: skip
         for i, mb in enumerate(cpu):
@@ -306,6 +302,14 @@ class Trainer:
         if "pixel_values" in out:
             out["pixel_values"] = normalize_images(out["pixel_values"], self.model)
         return out
+
+    def count_words(self, streams: list[list[dict[str, Any]]]) -> int:
+        """Words of this step's batches over all ranks, exact (int64), summed on the CPU over gloo
+        like the stop flag, so the count never waits for the GPU."""
+        words = torch.tensor([sum(b["words"] for mb in streams for b in mb)], dtype=torch.int64)
+        if self.d.world > 1:
+            dist.all_reduce(words, group=self.d.flag_group)
+        return int(words.item())
 
     def words_reached(self, before: int | None) -> list[str]:
         """The milestone tags the last step reached; at the --max-words budget the step becomes
