@@ -83,7 +83,14 @@ def write_image_shards(paths: list[Path], out: Path) -> Path:
             with Image.open(p) as im:
                 arr = np.asarray(im.convert("RGB").resize((SIZE, SIZE), Image.BILINEAR))
             jpg = simplejpeg.encode_jpeg(arr, quality=95, colorspace="RGB", colorsubsampling="420")
-            w.write({"__key__": f"{i:06d}", "jpg": jpg, "txt": f"a photo number {i} .", "json": {"i": i}})
+            w.write(
+                {
+                    "__key__": f"{i:06d}",
+                    "jpg": jpg,
+                    "txt": f"a photo number {i} .",
+                    "json": {"i": i, "words": 5},
+                }
+            )
     write_manifest(out, Manifest(kind="image_text", shards=w.entries, name="bench"))
     return out
 
@@ -96,7 +103,7 @@ def write_token_shards(out: Path, tokens: int) -> Path:
     with RollingWriter(out, "arrow", prefix="tokens", max_samples=200_000, vocab_size=32778) as w:
         pos = 0
         for n in lengths.tolist():
-            w.write(values[pos : pos + n])
+            w.write(values[pos : pos + n], words=n // 2)
             pos += n
     write_manifest(out, Manifest(kind="tokens", shards=w.entries, name="bench-tokens"))
     return out

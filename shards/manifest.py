@@ -42,6 +42,9 @@ class ShardEntry:
     meta: dict[str, Any] = field(default_factory=dict)
     # The tar index beside a tar shard: {"path", "bytes", "sha256"} (see `babylm.shards.tar_index`).
     index: dict[str, Any] | None = None
+    # Words of the raw text in this shard (`len(text.split())` per line or caption); None in
+    # shards written before prep counted words.
+    words: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -51,6 +54,8 @@ class ShardEntry:
             del d["meta"]
         if self.index is None:
             del d["index"]
+        if self.words is None:
+            del d["words"]
         return d
 
     @classmethod
@@ -64,6 +69,7 @@ class ShardEntry:
             d.get("tokens"),
             d.get("meta", {}),
             d.get("index"),
+            d.get("words"),
         )
 
 
@@ -88,6 +94,13 @@ class Manifest:
         return sum(s.tokens or 0 for s in self.shards)
 
     @property
+    def num_words(self) -> int | None:
+        """Words of all shards; None when any shard was written without word counts."""
+        if any(s.words is None for s in self.shards):
+            return None
+        return sum(s.words or 0 for s in self.shards)
+
+    @property
     def num_bytes(self) -> int:
         return sum(s.bytes for s in self.shards)
 
@@ -99,6 +112,8 @@ class Manifest:
         out = {"shards": len(self.shards), "samples": self.num_samples, "bytes": self.num_bytes}
         if self.kind == "tokens":
             out["tokens"] = self.num_tokens
+        if self.num_words is not None:
+            out["words"] = self.num_words
         out["skipped"] = self.num_skipped
         return out
 
@@ -129,6 +144,11 @@ class Manifest:
         lines.append(
             f"  shards {t['shards']:,}  samples {t['samples']:,}  bytes {_human(t['bytes'])}"
             + (f"  tokens {t['tokens']:,}" if "tokens" in t else "")
+            + (
+                f"  words {t['words']:,}"
+                if "words" in t
+                else "  words (not counted: written before word counts)"
+            )
         )
         if self.skipped:
             total_in = t["samples"] + t["skipped"]
@@ -273,7 +293,10 @@ def _parse(data: Any, source: str) -> Manifest:
                 f"{source}: field '{where}index.bytes' is {index['bytes']}, but an index of "
                 f"{samples} samples has {_index_size(samples)}"
             )
-        shards.append(ShardEntry(path, samples, nbytes, sha, tokens, meta, index))
+        words = raw.get("words")
+        if words is not None and (not isinstance(words, int) or isinstance(words, bool) or words < 0):
+            raise ManifestError(f"{source}: field '{where}words' must be a non-negative int")
+        shards.append(ShardEntry(path, samples, nbytes, sha, tokens, meta, index, words))
     skipped = data.get("skipped", {})
     if not isinstance(skipped, dict) or not all(
         isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_COUNT for v in skipped.values()

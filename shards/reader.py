@@ -29,7 +29,7 @@ from babylm.shards.access import (
 )
 from babylm.shards.errors import RemoteError
 from babylm.shards.manifest import MANIFEST_NAME, Manifest, ShardEntry, parse_manifest
-from babylm.shards.writer import TOKEN_COLUMN
+from babylm.shards.writer import TOKEN_COLUMN, WORDS_COLUMN
 
 
 def is_remote(location: str) -> bool:
@@ -209,3 +209,8 @@ def read_npy(data: bytes):
             f".npy header declares {shape} {dtype} ({need} bytes); the member has {len(data) - fp.tell()}"
         )
     return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def words_column(table: pa.Table) -> pa.ChunkedArray | None:
+    """The per-row word counts of a token shard; None for shards written before prep counted words."""
+    return table.column(WORDS_COLUMN) if WORDS_COLUMN in table.column_names else None

@@ -65,10 +65,16 @@ class RollingWriter:
             return TarShardWriter(self.out_dir, name)
         return ArrowShardWriter(self.out_dir, name, self.vocab_size or 0)
 
-    def write(self, sample: Any) -> None:
+    def write(self, sample: Any, words: int | None = None) -> None:
+        """One sample: a tar sample dict, or an arrow row's ids with the `words` of its line."""
         if self._current is None:
             self._current = self._open()
-        self._current.write(sample)
+        if isinstance(self._current, ArrowShardWriter):
+            if words is None:
+                raise ValueError("arrow rows need the word count of their line (words=...)")
+            self._current.write(sample, words)
+        else:
+            self._current.write(sample)
         size = (
             self._current.bytes_pending
             if isinstance(self._current, ArrowShardWriter)
@@ -81,9 +87,11 @@ class RollingWriter:
         self,
         lengths: np.ndarray,
         values: np.ndarray,
+        words: np.ndarray,
         meta_at: Callable[[int], dict[str, Any]] | None = None,
     ) -> None:
-        """Arrow only: write a batch of rows (`lengths[i]` ids each, in order from `values`).
+        """Arrow only: write a batch of rows (`lengths[i]` ids each, in order from `values`, and
+        `words[i]` words of the line each came from).
 
         Shards still roll every `max_samples` rows; a shard that fills up here is closed with
         `meta_at(index of its last row in this batch)` as its meta, when given.
@@ -97,7 +105,9 @@ class RollingWriter:
             shard = self._current
             assert isinstance(shard, ArrowShardWriter), "write_rows is for arrow shards"
             take = min(self.max_samples - shard.samples, len(lengths) - row)
-            shard.write_rows(lengths[row : row + take], values[offsets[row] : offsets[row + take]])
+            shard.write_rows(
+                lengths[row : row + take], values[offsets[row] : offsets[row + take]], words[row : row + take]
+            )
             row += take
             if shard.samples >= self.max_samples:
                 if meta_at is not None:

@@ -25,6 +25,7 @@ from babylm.shards.reader import (
     open_file,
     read_npy,
     token_column,
+    words_column,
 )
 from babylm.shards.tar_index import TarIndexError, checksum, decode_index
 from babylm.shards.tar_scan import TarScanError, build_tar_index
@@ -124,6 +125,13 @@ def _check_arrow(ds: Dataset, entry: ShardEntry, deep: bool, vocab_size: int | N
     values = pa.concat_arrays([c.values for c in col.chunks]) if col.num_chunks else pa.array([])
     if entry.tokens is not None and len(values) != entry.tokens:
         problems.append(f"token count {len(values)} != manifest {entry.tokens}")
+    words = words_column(table)
+    if entry.words is not None:
+        import pyarrow.compute as pc
+
+        got = int(pc.sum(words).as_py() or 0) if words is not None else None
+        if got != entry.words:
+            problems.append(f"word count {got} != manifest {entry.words}")
     if vocab_size and len(values):
         import pyarrow.compute as pc
 

@@ -25,6 +25,8 @@ from babylm.shards.tar_index import write_tar_index
 
 ENTRIES_DIR = ".entries"
 TOKEN_COLUMN = "input_ids"
+# Words of the raw line each row was tokenized from (`len(line.split())`), uint32 beside the ids.
+WORDS_COLUMN = "words"
 # Rows per Arrow record batch: fixed, so the same rows always give the same bytes.
 ARROW_BATCH_ROWS = 4096
 
@@ -84,6 +86,7 @@ class _AtomicShard:
         self._hashing = _HashingFile(self._raw)
         self.samples = 0
         self.tokens: int | None = None
+        self.words: int | None = None
         self.meta: dict[str, Any] = {}
         self.entry: ShardEntry | None = None
         self.index: dict[str, Any] | None = None  # the index file's manifest listing, if one is written
@@ -115,6 +118,7 @@ class _AtomicShard:
             tokens=self.tokens,
             meta=self.meta,
             index=self.index,
+            words=self.words,
         )
         # Index and entry first, then the rename: a shard under its final name always has an entry.
         atomic_write_bytes(entry_path(self.out_dir, self.name), json.dumps(entry.to_dict()).encode())
@@ -139,7 +143,10 @@ class _AtomicShard:
 
 
 class TarShardWriter(_AtomicShard):
-    """One WebDataset tar shard. `write({"__key__": k, "jpg": bytes, "txt": str, "json": dict})`."""
+    """One WebDataset tar shard. `write({"__key__": k, "jpg": bytes, "txt": str, "json": dict})`.
+
+    The entry's `words` is the sum of the `words` field of every sample's `json` member (prep
+    puts the caption's word count there); None if any sample has none."""
 
     def __init__(self, out_dir: str | os.PathLike, name: str):
         super().__init__(out_dir, name)
@@ -149,11 +156,18 @@ class TarShardWriter(_AtomicShard):
         # Fixed mtime and owner: the same samples always give the same bytes and sha256.
         self._tar = wds.TarWriter(self._hashing, mtime=0, user="babylm", group="babylm", encoder=_encode)
         self._ranges: list[tuple[int, int]] = []  # [start, end) of each sample, for the index
+        self.words = 0
 
     def write(self, sample: dict[str, Any]) -> None:
         key = sample.get("__key__")
         if not key or "." in key or "/" in key:
             raise ValueError(f"sample key must be non-empty without '.' or '/', got {key!r}")
+        meta = sample.get("json")
+        words = meta.get("words") if isinstance(meta, dict) else None
+        if self.words is not None:
+            self.words = (
+                self.words + words if isinstance(words, int) and not isinstance(words, bool) else None
+            )
         start = self._tar.tarstream.offset
         self._tar.write(sample)
         self._ranges.append((start, self._tar.tarstream.offset))
@@ -190,7 +204,8 @@ def _encode(sample: dict[str, Any]) -> dict[str, Any]:
 
 
 class ArrowShardWriter(_AtomicShard):
-    """One Arrow IPC file with an `input_ids` list column, one row per line/document.
+    """One Arrow IPC file with an `input_ids` list column, one row per line/document, and a
+    `words` uint32 column: the words of the raw line (`len(line.split())`).
 
     Rows arrive one at a time (`write`) or many at once (`write_rows`, what prep uses: per-row
     Python work would cost as much as tokenizing); either way the file holds record batches of
@@ -201,27 +216,39 @@ class ArrowShardWriter(_AtomicShard):
         super().__init__(out_dir, name)
         self.dtype = token_dtype(vocab_size)
         self.vocab_size = vocab_size
-        self.schema = pa.schema([(TOKEN_COLUMN, pa.list_(pa.from_numpy_dtype(self.dtype)))])
+        self.schema = pa.schema(
+            [(TOKEN_COLUMN, pa.list_(pa.from_numpy_dtype(self.dtype))), (WORDS_COLUMN, pa.uint32())]
+        )
         self._ipc = pa.ipc.new_file(self._hashing, self.schema)
         self._lengths: list[np.ndarray] = []
         self._values: list[np.ndarray] = []
+        self._words: list[np.ndarray] = []
+        self.words = 0
         self._pending_rows = 0
         self._pending_bytes = 0
         self.tokens = 0
 
-    def write(self, ids: Sequence[int] | np.ndarray) -> None:
+    def write(self, ids: Sequence[int] | np.ndarray, words: int) -> None:
+        """Append one row: its token ids and the words of the line it came from."""
         arr = np.asarray(ids, dtype=np.int64)
-        self.write_rows(np.array([arr.size], dtype=np.int64), arr)
+        self.write_rows(np.array([arr.size], dtype=np.int64), arr, np.array([words]))
 
-    def write_rows(self, lengths: np.ndarray, values: np.ndarray) -> None:
-        """Append rows: `lengths[i]` ids each, taken in order from `values`."""
+    def write_rows(self, lengths: np.ndarray, values: np.ndarray, words: np.ndarray) -> None:
+        """Append rows: `lengths[i]` ids each, taken in order from `values`; `words[i]` words."""
         if len(lengths) == 0:
             return
         values = np.asarray(values)
+        words = np.asarray(words)
+        if len(words) != len(lengths):
+            raise ValueError(f"{len(lengths)} rows but {len(words)} word counts in shard {self.name}")
         if values.size and (int(values.min()) < 0 or int(values.max()) >= self.vocab_size):
             raise ValueError(f"token id out of range [0, {self.vocab_size}) in shard {self.name}")
+        if words.size and (int(words.min()) < 0 or int(words.max()) >= 2**32):
+            raise ValueError(f"word count out of range [0, 2**32) in shard {self.name}")
         self._lengths.append(np.asarray(lengths, dtype=np.int64))
         self._values.append(values.astype(self.dtype, copy=False))
+        self._words.append(words.astype(np.uint32))
+        self.words += int(words.sum(dtype=np.int64))
         self._pending_rows += len(lengths)
         self._pending_bytes += values.size * self.dtype.itemsize + 4 * len(lengths)
         self.samples += len(lengths)
@@ -238,6 +265,7 @@ class ArrowShardWriter(_AtomicShard):
             return
         lengths = np.concatenate(self._lengths)
         values = np.concatenate(self._values)
+        words = np.concatenate(self._words)
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         start = 0
@@ -245,11 +273,13 @@ class ArrowShardWriter(_AtomicShard):
             stop = min(start + ARROW_BATCH_ROWS, len(lengths))
             off = (offsets[start : stop + 1] - offsets[start]).astype(np.int32)
             column = pa.ListArray.from_arrays(pa.array(off), pa.array(values[offsets[start] : offsets[stop]]))
-            self._ipc.write_batch(pa.record_batch([column], schema=self.schema))
+            batch = [column, pa.array(words[start:stop], type=pa.uint32())]
+            self._ipc.write_batch(pa.record_batch(batch, schema=self.schema))
             start = stop
         rest = len(lengths) - start
         self._lengths = [lengths[start:]] if rest else []
         self._values = [values[offsets[start] :]] if rest else []
+        self._words = [words[start:]] if rest else []
         self._pending_rows = rest
         self._pending_bytes = int(values[offsets[start] :].size * self.dtype.itemsize + 4 * rest)
 

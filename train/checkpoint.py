@@ -5,7 +5,8 @@ Layout of `RUN_DIR/checkpoints/step-00001234/`:
 - `model.pt`: the model's state dict (frozen encoder included, so export needs nothing else);
 - `trainer.pt`: optimizer, scheduler, step, epoch, the resolved config, the model's build args;
 - `rank-00000.pt`, ...: per rank, its RNG states and its loader state;
-- `meta.json`, written last: step, epoch, world size, tags ("periodic", "epoch-5", "final", ...).
+- `meta.json`, written last: step, epoch, world size, words seen (when the data counts them),
+  tags ("periodic", "epoch-5", "chck_10M", "final", ...).
 
 Every rank writes its own file into `.tmp-step-00001234/`, then rank 0 writes the rest and renames
 the folder, so a folder under its final name is always complete. Content is limited to tensors,
@@ -34,7 +35,7 @@ from babylm.train.errors import CheckpointError, MissingInput, TrainError
 CKPT_DIR = "checkpoints"
 _NAME = re.compile(r"step-(\d{8})")
 # Tags that make a checkpoint permanent; everything else is rotated by --keep.
-PERMANENT = ("epoch", "final")
+PERMANENT = ("epoch", "final", "chck_")
 
 
 def ckpt_name(step: int) -> str:
@@ -141,6 +142,7 @@ class CheckpointWriter:
         trainer_state: dict[str, Any] | None,
         model_state: dict[str, Any] | None,
         rank_state: dict[str, Any],
+        words: int | None = None,
     ) -> Path:
         """Write a checkpoint for `step` (rank 0 passes trainer/model state, others may pass None).
 
@@ -166,6 +168,8 @@ class CheckpointWriter:
             _save(model_state, tmp / "model.pt")
             _save(trainer_state, tmp / "trainer.pt")
             meta = {"step": step, "epoch": epoch, "world_size": self.world_size, "tags": sorted(tags)}
+            if words is not None:
+                meta["words"] = words
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
             _fsync_dir(tmp)
             if final.exists():  # a stale folder of an earlier attempt at this step
@@ -191,7 +195,8 @@ class CheckpointWriter:
 # ---- the save policy ----------------------------------------------------------------------------
 def checkpoint_tags(cfg: Any, step: int, steps_per_epoch: int, total: int, stop: bool) -> list[str]:
     """The save policy: why a checkpoint is due after `step` (none: no checkpoint), from the
-    config's `save_every`, `save_epochs`, the last step and a stop signal."""
+    config's `save_every`, `save_epochs`, the last step and a stop signal (word milestones:
+    `babylm.train.words.reached`)."""
     tags = []
     if cfg.save_every and step % cfg.save_every == 0:
         tags.append("periodic")
@@ -288,6 +293,7 @@ def save_training(
     model: torch.nn.Module,
     objects: dict[str, Any],
     loader: Any,
+    words: int | None = None,
 ) -> Path:
     """Checkpoint a run at an optimizer-step boundary; every rank calls it.
 
@@ -305,9 +311,11 @@ def save_training(
             "build_args": json.dumps(getattr(model, "babylm_build_args", {})),
             "model_config": model.config.to_json_string(),
         }
+        if words is not None:
+            trainer_state["words"] = words
         model_state = model.state_dict()
     rank_state = {"rng": rng_state(), "loader": loader.state_dict()}
-    return writer.save(step, epoch, tags, trainer_state, model_state, rank_state)
+    return writer.save(step, epoch, tags, trainer_state, model_state, rank_state, words)
 
 
 def restore_training(

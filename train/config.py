@@ -23,6 +23,7 @@ from babylm.train.data.spec import LoaderSpec
 from babylm.train.kinds import MODEL_KINDS as MODELS
 from babylm.train.kinds import MULTIMODAL_KINDS as MULTIMODAL
 from babylm.train.settings import MIX_PRESETS, apply_setting
+from babylm.train.words import parse_milestones, parse_words
 
 # Fields that say what to do now rather than what the run is; not written to config.toml.
 _NOT_RECORDED = ("resume", "config")
@@ -163,9 +164,30 @@ class TrainConfig:
         default_factory=lambda: [5, 10, 20, 25],
         metadata=_opt("Epochs after which a checkpoint is kept for good, comma-separated.", ge=1),
     )
-    keep: int = field(default=2, metadata=_opt("How many periodic (--save-every) checkpoints to keep.", ge=0))
+    keep: int = field(
+        default=2,
+        metadata=_opt(
+            "How many periodic (--save-every) checkpoints to keep (epoch, word and final ones stay).", ge=0
+        ),
+    )
     log_every: int = field(
         default=10, metadata=_opt("Write metrics and update the progress display every N steps.", ge=1)
+    )
+    checkpoint_words: str | None = field(
+        default=None,
+        metadata=_opt(
+            "Save a checkpoint at the first optimizer step whose words seen reach each of these counts, "
+            "tagged chck_1M, chck_10M, ... (chck_500K below 1M; 1B is chck_1000M), never rotated by --keep: "
+            "a comma-separated list with suffixes K/M/B (1M,2M,10M) or a preset: babylm-2025 (1M..9M, "
+            "10M..100M every 10M, 200M..1000M every 100M) or babylm-2025-small (1M..9M, 10M..100M)."
+        ),
+    )
+    max_words: str | None = field(
+        default=None,
+        metadata=_opt(
+            "End training (final checkpoint) at the first optimizer step whose words seen reach this "
+            "budget, e.g. 100M or 1B (suffixes K/M/B); --epochs and --max-steps still bound the run."
+        ),
     )
     tensorboard: bool = field(
         default=False, metadata=_opt("Also write TensorBoard events under RUN_DIR/tb.", flag=True)
@@ -286,7 +308,21 @@ class TrainConfig:
                 f"--global-batch-size {self.global_batch_size} is not a multiple of --batch-size "
                 f"{self.batch_size}; pick a --batch-size that divides it"
             )
+        if self.checkpoint_words is not None:
+            parse_milestones(self.checkpoint_words)
+        if self.max_words is not None:
+            parse_words(self.max_words)
         return self
+
+    @property
+    def word_milestones(self) -> list[int]:
+        """--checkpoint-words as sorted word counts (none: [])."""
+        return parse_milestones(self.checkpoint_words) if self.checkpoint_words else []
+
+    @property
+    def word_budget(self) -> int | None:
+        """--max-words as a word count."""
+        return parse_words(self.max_words) if self.max_words is not None else None
 
     # ---- TOML -----------------------------------------------------------------------------------
     def to_toml(self) -> str:

@@ -184,14 +184,34 @@ train_commands = [_make_train_command(m) for m in MODELS]
     default=None,
     help="Tokenizer folder (default: the one the run trained with).",
 )
-def export(checkpoint: str, out_dir: str, tokenizer: str | None) -> None:
+@click.option(
+    "--revisions",
+    is_flag=True,
+    help="CHECKPOINT is a RUN_DIR: write its word-milestone checkpoints (chck_1M, ...) and its final "
+    "one (main) as revisions of --repo-id in the Hugging Face hub-cache layout under OUT_DIR; load "
+    'them with HF_HUB_CACHE=OUT_DIR HF_HUB_OFFLINE=1 and from_pretrained("ORG/NAME", revision="chck_1M").',
+)
+@click.option("--repo-id", default=None, metavar="ORG/NAME", help="The model's name for --revisions.")
+def export(
+    checkpoint: str, out_dir: str, tokenizer: str | None, revisions: bool, repo_id: str | None
+) -> None:
     """Write CHECKPOINT (a checkpoint folder, or a run folder: its newest) as a Hugging Face model
     folder in OUT_DIR, loadable with AutoModelForCausalLM / AutoModelForMaskedLM."""
     import transformers
 
     from babylm.train.export import export_checkpoint
 
+    if revisions != (repo_id is not None):
+        raise click.UsageError("--revisions and --repo-id ORG/NAME go together")
     transformers.utils.logging.disable_progress_bar()
+    if revisions:
+        from babylm.train.export_revisions import export_revisions
+
+        repo = export_revisions(checkpoint, out_dir, repo_id, tokenizer)  # errors: one line, exit 2
+        names = sorted(p.name for p in (repo / "refs").iterdir())
+        click.echo(f"exported {len(names)} revisions of {repo_id} to {repo}: {', '.join(names)}")
+        click.echo(f'load with HF_HUB_CACHE={Path(out_dir).resolve()} HF_HUB_OFFLINE=1 and "{repo_id}"')
+        return
     out = export_checkpoint(checkpoint, out_dir, tokenizer)  # an ExportError is one line, exit 2
     click.echo(f"exported {checkpoint} to {out}")
 

@@ -33,6 +33,7 @@ import torch.distributed as dist
 from torch import nn
 
 from babylm.train import checkpoint as ckpt
+from babylm.train import words as wordmod
 from babylm.train.config import TrainConfig
 from babylm.train.distributed import Dist, quiet, setup_distributed, wrap_ddp
 from babylm.train.kinds import MULTIMODAL_KINDS
@@ -134,6 +135,7 @@ class Trainer:
     writer: ckpt.CheckpointWriter
     metrics: MetricsWriter | None
     checked: bool = False
+    words: int | None = None  # words seen over all ranks so far; None when the data does not count them
 
     @classmethod
     def setup(cls, cfg: TrainConfig, d: Dist) -> Trainer:
@@ -162,6 +164,7 @@ class Trainer:
         step = 0
         if resume_from is not None:
             step = ckpt.restore_training(resume_from, model, optimizer, scheduler, loader, d.rank, d.world)
+        words = wordmod.words_at_start(cfg, loader, resume_from, d.rank)
         if d.rank == 0:
             children = (
                 {"caption": loader.caption, "text": loader.text} if cfg.multimodal else {"text": loader}
@@ -178,7 +181,7 @@ class Trainer:
             cfg=cfg, d=d, run_dir=run_dir, tokenizer=tokenizer, model=model,
             net=wrap_ddp(_Losses(model), d), optimizer=optimizer, scheduler=scheduler, loader=loader,
             streams=streams, weights=list(cfg.mix_weights) if cfg.multimodal else [1.0], accum=accum,
-            steps_per_epoch=steps_per_epoch, total=total, step=step,
+            steps_per_epoch=steps_per_epoch, total=total, step=step, words=words,
             writer=ckpt.CheckpointWriter(run_dir, d.rank, d.world, cfg.keep, d.barrier),
             metrics=_metrics_writer(cfg, run_dir, step if resume_from is not None else None, d.rank),
         )  # fmt: skip
@@ -200,22 +203,25 @@ class Trainer:
             self.loader.set_epoch(epoch)
             batches = iter(self.loader)
             for _ in range(min((epoch + 1) * self.steps_per_epoch, self.total) - self.step):
+                words_before = self.words
                 lr, grad_norm = self.train_step(batches, interval)
                 bar.step()
                 stop_reason = self.stop_requested()
+                milestones = self.words_reached(words_before)
                 if self.step % cfg.log_every == 0 or self.step == self.total or stop_reason:
                     self.log(interval, lr, grad_norm, bar, final=self.step == self.total or bool(stop_reason))
                     interval = Interval(interval.loss.zero_(), interval.counts.zero_())
-                tags = ckpt.checkpoint_tags(
-                    cfg, self.step, self.steps_per_epoch, self.total, bool(stop_reason)
+                tags = (
+                    ckpt.checkpoint_tags(cfg, self.step, self.steps_per_epoch, self.total, bool(stop_reason))
+                    + milestones
                 )
                 if tags:
                     trainer_state = {"optimizer": self.optimizer, "scheduler": self.scheduler, "config": cfg}
                     saved = ckpt.save_training(
                         self.writer, self.step, self.step // self.steps_per_epoch, tags, self.model,
-                        trainer_state, self.loader,
+                        trainer_state, self.loader, self.words,
                     )  # fmt: skip
-                if stop_reason:
+                if stop_reason or self.step >= self.total:
                     break
             batches.close()
         bar.close()
@@ -229,8 +235,8 @@ class Trainer:
         counts, backward (DDP syncs on the last), clip, AdamW, schedule. Returns (lr, grad norm)."""
         cfg, d = self.cfg, self.d
         raw = [_next_batch(batches) for _ in range(self.accum)]
-        cpu = [[self.model_inputs(r[s] if len(self.streams) > 1 else r, i) for s in self.streams]
-               for i, r in enumerate(raw)]  # fmt: skip
+        streams = [[r[s] if len(self.streams) > 1 else r for s in self.streams] for r in raw]
+        cpu = [[self.model_inputs(b, i) for b in mb] for i, mb in enumerate(streams)]
         masked_lm = cfg.model == "roberta"
         counts = torch.tensor(
             [[count_targets(b["labels"], masked_lm) for b in mb] for mb in cpu], dtype=torch.float64
@@ -238,6 +244,8 @@ class Trainer:
         global_counts = counts.sum(0).to(d.device)
         if d.world > 1:
             dist.all_reduce(global_counts)
+        if self.words is not None:
+            self.words += self.count_words(streams)
         scale = (d.world * torch.tensor(self.weights, device=d.device, dtype=torch.float64)
                  / global_counts.clamp(min=1)).float()  # fmt: skip
         for i, mb in enumerate(cpu):
@@ -299,6 +307,24 @@ class Trainer:
             out["pixel_values"] = normalize_images(out["pixel_values"], self.model)
         return out
 
+    def count_words(self, streams: list[list[dict[str, Any]]]) -> int:
+        """Words of this step's batches over all ranks, exact (int64), summed on the CPU over gloo
+        like the stop flag, so the count never waits for the GPU."""
+        words = torch.tensor([sum(b["words"] for mb in streams for b in mb)], dtype=torch.int64)
+        if self.d.world > 1:
+            dist.all_reduce(words, group=self.d.flag_group)
+        return int(words.item())
+
+    def words_reached(self, before: int | None) -> list[str]:
+        """The milestone tags the last step reached; at the --max-words budget the step becomes
+        the last one (`total`)."""
+        if self.words is None or before is None:
+            return []
+        budget = self.cfg.word_budget
+        if budget is not None and self.words >= budget and self.step < self.total:
+            self.total = self.step
+        return wordmod.reached(self.cfg.word_milestones, before, self.words)
+
     def stop_requested(self) -> str | None:
         """The name of a stop signal any rank received (all ranks agree, after the same step)."""
         flag = torch.tensor([float(_STOP["signal"] or 0)])  # the signal number, 0 for none
@@ -318,6 +344,8 @@ class Trainer:
         elapsed = time.perf_counter() - interval.started
         rec = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4), "lr": lr}
         rec.update(interval_record(interval.loss, interval.counts, self.weights, self.streams, elapsed))
+        if self.words is not None:
+            rec["words"] = self.words
         rec["grad_norm"] = float(grad_norm)
         rec["samples_per_s"] = interval.steps * self.cfg.global_batch_size * n / elapsed
         if self.metrics is not None:

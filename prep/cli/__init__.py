@@ -11,7 +11,13 @@ import click
 
 from babylm.prep.cli.demo import demo_data_command
 from babylm.prep.cli.group import PrepGroup
-from babylm.prep.cli.images import cc3m_command, features_command, localnarr_command, merge_command
+from babylm.prep.cli.images import (
+    add_words_command,
+    cc3m_command,
+    features_command,
+    localnarr_command,
+    merge_command,
+)
 from babylm.prep.cli.shards import inspect_command, verify_command
 from babylm.prep.cli.text import text_command, tokenizer_command
 from babylm.shards.version import package_version
@@ -37,6 +43,7 @@ for _command in (
     localnarr_command,
     features_command,
     merge_command,
+    add_words_command,
     tokenizer_command,
     text_command,
 ):

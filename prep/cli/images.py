@@ -1,4 +1,4 @@
-"""`babylm-prep cc3m`, `localnarr`, `features` and `merge`: the image/feature sharding commands.
+"""`babylm-prep cc3m`, `localnarr`, `features`, `merge` and `add-words`: the image/feature sharding commands.
 
 Each command turns its options into the source's frozen config and calls its `run_*` function.
 """
@@ -178,3 +178,17 @@ def merge_command(folders: tuple[str, ...], out: str | None) -> None:
     manifest = merge_parts(paths, target)
     click.echo(manifest.summary())
     click.echo(f"\n{target / 'manifest.json'}")
+
+
+@click.command("add-words")
+@click.argument("location", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="New dataset folder to write.")
+def add_words_command(location: str, out: str) -> None:
+    """Copy a caption dataset (image_text or features) written before prep counted words into OUT,
+    adding each caption's word count (len(caption.split()) of its .txt member) to its .json and the
+    totals to the manifest. Token datasets: rerun `babylm-prep text` instead."""
+    from babylm.prep.sharding.add_words import add_words
+
+    manifest = add_words(Path(location), Path(out))
+    click.echo(manifest.summary())
+    click.echo(f"\n{Path(out) / 'manifest.json'}")

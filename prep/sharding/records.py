@@ -196,7 +196,7 @@ def _entry(record: dict[str, Any]) -> ShardEntry | None:
     d = record.get("shard")
     if d is None:
         return None
-    return ShardEntry(d["path"], d["samples"], d["bytes"], d["sha256"], d.get("tokens"), d.get("meta", {}))
+    return ShardEntry.from_dict({**d, "index": None})
 
 
 def _manifest(

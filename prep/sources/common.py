@@ -45,12 +45,21 @@ def read_range(path: str | os.PathLike, offset: int, size: int, limit: int) -> b
     return data
 
 
+WORDS_RULE = "len(caption.split()) of the stored caption, in each sample's json member"
+
+
+def caption_words(caption: str) -> int:
+    """Words of a caption as the shard stores it (its `.txt` member, what training reads):
+    whitespace-separated, as BabyLM counts its budget."""
+    return len(caption.split())
+
+
 def image_members(data: bytes, caption: str, info: dict[str, Any], policy: ImagePolicy) -> dict[str, Any]:
     """The `jpg`/`txt`/`json` members of one sample, or RowSkip."""
     if not caption:
         raise RowSkip("empty_caption", "caption is empty after cleaning")
     img = process_image(data, policy)
-    meta = dict(info, width=img.width, height=img.height, format=img.format)
+    meta = dict(info, width=img.width, height=img.height, format=img.format, words=caption_words(caption))
     if img.orientation != 1:
         meta["exif_orientation"] = img.orientation
     return {"jpg": img.jpeg, "txt": caption, "json": meta}
@@ -68,5 +77,7 @@ def run_rows(
     """Shard `rows`; the manifest, or None when this was one `part` and others are missing."""
     if isinstance(rows, list) and not isinstance(rows, RowList):
         rows = RowList(rows)
+    # In the plan's fingerprint too: shards from before word counts are never resumed into.
+    params = {**params, "words": WORDS_RULE}
     job = runner.Job(kind=kind, name=name, rows=rows, processor=processor, params=params, sharding=sharding)
     return runner.run_job(job)

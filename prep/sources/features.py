@@ -22,7 +22,7 @@ from babylm.prep.errors import ConfigError, InputError, RowSkip
 from babylm.prep.sharding.config import ShardingConfig
 from babylm.prep.sharding.plan import ArrayRowLoc, Row
 from babylm.prep.sources.captions import CLEANERS
-from babylm.prep.sources.common import run_rows, safe_key
+from babylm.prep.sources.common import caption_words, run_rows, safe_key
 from babylm.prep.sources.rawfile import check_input_file
 from babylm.prep.sources.rowdata import DATA_ERRORS, describe, is_utf8_text
 from babylm.shards import Manifest
@@ -137,7 +137,9 @@ class FeaturesProcessor:
         vec = np.array(self._arrays[loc.file][loc.index])
         if not np.all(np.isfinite(vec)):
             raise RowSkip("non_finite", f"{row.info['states']} row {loc.index} has NaN or inf")
-        return {"npy": vec, "txt": row.caption or "", "json": dict(self.base_info, **row.info)}
+        caption = row.caption or ""
+        meta = dict(self.base_info, **row.info, words=caption_words(caption))
+        return {"npy": vec, "txt": caption, "json": meta}
 
 
 SAMPLES_PER_SHARD = 10_000  # the features command's default: rows are small

@@ -103,26 +103,35 @@ class FastPath:
 
     def encode_one(self, text: str) -> list[int]:
         """The ids of one plain line (the caller checked it is plain)."""
+        return self._encode(text, text.lower().split())
+
+    def _encode(self, text: str, words: list[str]) -> list[int]:
         if not text:
             return [self.eos]
-        ids = list(itertools.chain.from_iterable(map(self._word, text.lower().split())))
+        ids = list(itertools.chain.from_iterable(map(self._word, words)))
         if text[-1] in " \t\n":
             ids += self._word("")
         ids.append(self.eos)
         return ids
 
-    def encode_batch(self, texts: list[str]) -> tuple[list[int], list[int], list[int]]:
+    def encode_batch(self, texts: list[str]) -> tuple[list[int], list[int], list[int], list[int]]:
+        """(row lengths, flat ids, rows left to Rust, words per row: `len(text.split())`, which
+        the encoding splits anyway; -1 for the rows left to Rust)."""
         lengths: list[int] = []
         values: list[int] = []
         fallback: list[int] = []
+        counts: list[int] = []
         plain = self._plain.fullmatch
         extend = values.extend
         for i, text in enumerate(texts):
             if not text.isascii() or not plain(text):
                 fallback.append(i)
                 lengths.append(0)
+                counts.append(-1)
                 continue
-            ids = self.encode_one(text)
+            words = text.lower().split()  # plain ASCII: lowering moves no whitespace
+            counts.append(len(words))
+            ids = self._encode(text, words)
             self._seen += 1
             if self._seen % CHECK_EVERY == 0:
                 expected = self.tok.encode(text).ids
@@ -133,4 +142,4 @@ class FastPath:
                     )
             extend(ids)
             lengths.append(len(ids))
-        return lengths, values, fallback
+        return lengths, values, fallback, counts

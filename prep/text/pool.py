@@ -48,17 +48,26 @@ def _rust(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return lengths, values
 
 
-def tokenize(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids of each text, with the post-processor's special tokens: (lengths, ids)."""
+def _words(texts: list[str]) -> np.ndarray:
+    return np.fromiter(map(len, map(str.split, texts)), dtype=np.int64, count=len(texts))
+
+
+def tokenize(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Token ids of each text, with the post-processor's special tokens, and its words
+    (`len(text.split())`, BabyLM's budget unit, counted here in the worker: in the writing process
+    it would cap the throughput of many workers): (lengths, ids, words)."""
     if _FAST is None:
-        return _rust(texts)
-    lengths_list, values_list, fallback = _FAST.encode_batch(texts)
+        return (*_rust(texts), _words(texts))
+    lengths_list, values_list, fallback, words_list = _FAST.encode_batch(texts)
     lengths = np.asarray(lengths_list, dtype=np.int64)
     values = np.asarray(values_list, dtype=np.uint32)
+    words = np.asarray(words_list, dtype=np.int64)
     if not fallback:
-        return lengths, values
+        return lengths, values, words
     # Splice the rows left to the Rust tokenizer into their places (their length is 0 so far).
-    rust_lengths, rust_values = _rust([texts[i] for i in fallback])
+    rest = [texts[i] for i in fallback]
+    rust_lengths, rust_values = _rust(rest)
+    words[fallback] = _words(rest)
     starts = np.concatenate([[0], np.cumsum(lengths)])[fallback]
     rust_starts = np.concatenate([[0], np.cumsum(rust_lengths)])
     parts, prev = [], 0
@@ -67,7 +76,7 @@ def tokenize(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         prev = pos
     parts.append(values[prev:])
     lengths[fallback] = rust_lengths
-    return lengths, np.concatenate(parts)
+    return lengths, np.concatenate(parts), words
 
 
 class TokenizerPool:
@@ -93,19 +102,19 @@ class TokenizerPool:
         self.depth = 2 * workers + 2
         self._inflight: deque[tuple[Any, Future]] = deque()
 
-    def submit(self, texts: list[str], tag: Any) -> list[tuple[Any, tuple[np.ndarray, np.ndarray]]]:
-        """Queue a batch; return the (tag, result) pairs that had to be collected to make room."""
+    def submit(self, texts: list[str], tag: Any) -> list[tuple[Any, tuple[np.ndarray, ...]]]:
+        """Queue a batch; return the (tag, (lengths, ids, words)) pairs collected to make room."""
         self._inflight.append((tag, self._executor.submit(tokenize, texts)))
         done = []
         while len(self._inflight) > self.depth:
             done.append(self._pop())
         return done
 
-    def drain(self) -> list[tuple[Any, tuple[np.ndarray, np.ndarray]]]:
+    def drain(self) -> list[tuple[Any, tuple[np.ndarray, ...]]]:
         """Collect every batch still in flight, in order."""
         return [self._pop() for _ in range(len(self._inflight))]
 
-    def _pop(self) -> tuple[Any, tuple[np.ndarray, np.ndarray]]:
+    def _pop(self) -> tuple[Any, tuple[np.ndarray, ...]]:
         tag, future = self._inflight.popleft()
         try:
             return tag, future.result()

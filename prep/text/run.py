@@ -46,7 +46,7 @@ DEFAULT_SHARD_ROWS = 32768
 DEFAULT_BATCH_LINES = 4096
 # Bad lines reported one by one per file; the rest only counted (and in the manifest).
 MAX_BAD_REPORTS = 10
-COUNT_FIELDS = ("rows", "tokens", "bad_utf8", "skipped_bad_utf8")
+COUNT_FIELDS = ("rows", "tokens", "bad_utf8", "skipped_bad_utf8", "words")
 
 
 @dataclass
@@ -70,6 +70,8 @@ class TextJob:
             "strip_newlines": self.strip_newlines,
             "on_bad_utf8": self.on_bad_utf8,
             "shard_rows": self.shard_rows,
+            # Shards of a prep from before word counts have no `words` column: never resume them.
+            "words": 1,
         }
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -136,11 +138,12 @@ class _Run:
             counts.append(current)
         return {"run": self.run_id, "file": file_index, "line": line, "counts": counts}
 
-    def _consume(self, tag: tuple[int, Block], result: tuple[np.ndarray, np.ndarray]) -> None:
+    def _consume(self, tag: tuple[int, Block], result: tuple[np.ndarray, ...]) -> None:
         file_index, block = tag
-        lengths, values = result
+        lengths, values, words = result  # words: len(line.split()) of each line (pool.py)
         base = list(self.counts[file_index])
         ends = np.cumsum(lengths)
+        word_ends = np.cumsum(words)
 
         def meta_at(row: int) -> dict[str, Any]:
             line = block.row_line(row)
@@ -149,15 +152,17 @@ class _Run:
                 base[1] + int(ends[row]),
                 base[2] + sum(1 for b in block.bad if b <= line),
                 base[3] + sum(1 for s in block.skipped if s <= line),
+                base[4] + int(word_ends[row]),
             ]
             return self._meta(file_index, line, current)
 
-        self.writer.write_rows(lengths, values, meta_at)
+        self.writer.write_rows(lengths, values, words, meta_at)
         c = self.counts[file_index]
         c[0] += len(lengths)
         c[1] += int(values.size)
         c[2] += len(block.bad)
         c[3] += len(block.skipped)
+        c[4] += int(word_ends[-1]) if len(words) else 0
         self.tokens_done += int(values.size)
         elapsed = max(time.monotonic() - self.started, 1e-9)
         self.bar.set_postfix_str(f"{self.tokens_done / elapsed / 1e6:.2f}M tok/s", refresh=False)
@@ -219,6 +224,7 @@ def build_manifest(job: TextJob, entries: list[ShardEntry], counts: list[list[in
         "strip_newlines": job.strip_newlines,
         "on_bad_utf8": job.on_bad_utf8,
         "bad_utf8_lines": sum(f["bad_utf8"] for f in files),
+        "words": "len(line.split()) of each line, stored per row in the shards' words column",
         "tokenizer": tok,
         "vocab_size": tok["vocab_size"],
         "seq_len": SEQ_LEN_HINT,

@@ -104,3 +104,20 @@ def test_summary_lists_skips_and_params():
     text = m.summary()
     assert "decode_error" in text and "image_size" in text and "samples 3" in text
     assert json.loads(m.to_json())["totals"]["skipped"] == 1
+
+
+def test_word_counts_round_trip_and_are_validated():
+    sha = SHA
+    m = Manifest(kind="tokens", shards=[ShardEntry("a.arrow", 2, 10, sha, 5, words=7)])
+    back = parse_manifest(m.to_json())
+    assert back.shards[0].words == 7 and back.totals()["words"] == back.num_words == 7
+    old = Manifest(
+        kind="tokens",
+        shards=[ShardEntry("a.arrow", 2, 10, sha, 5), ShardEntry("b.arrow", 1, 4, sha, 2, words=3)],
+    )
+    assert old.num_words is None and "words" not in old.totals()
+    assert "not counted" in old.summary()
+    bad = json.loads(m.to_json())
+    bad["shards"][0]["words"] = -1
+    with pytest.raises(ManifestError, match="words"):
+        parse_manifest(json.dumps(bad))

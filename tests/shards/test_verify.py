@@ -25,7 +25,7 @@ def token_dataset(tmp_path):
     out = tmp_path / "tokens"
     with RollingWriter(out, "arrow", max_samples=5, vocab_size=50) as w:
         for i in range(12):
-            w.write([i % 50] * (i + 1))
+            w.write([i % 50] * (i + 1), words=i)
     write_manifest(out, Manifest(kind="tokens", shards=w.entries, params={"vocab_size": 50}))
     return out
 
@@ -79,7 +79,7 @@ def test_deep_finds_undecodable_member(tmp_path):
 
 def test_deep_finds_token_ids_beyond_vocab(tmp_path):
     with RollingWriter(tmp_path, "arrow", vocab_size=100) as w:
-        w.write([1, 2, 99])
+        w.write([1, 2, 99], words=2)
     write_manifest(tmp_path, Manifest(kind="tokens", shards=w.entries, params={"vocab_size": 50}))
     deep = _problems(tmp_path, deep=True)
     assert len(deep) == 1 and "99" in deep[0].problem

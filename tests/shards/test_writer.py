@@ -50,7 +50,7 @@ def test_arrow_round_trip_and_dtype(tmp_path):
     rows = [list(range(i, i + i % 5)) for i in range(20)]
     with RollingWriter(tmp_path, "arrow", max_samples=8, vocab_size=32778) as w:
         for r in rows:
-            w.write(r)
+            w.write(r, words=len(r) // 2)
     assert [e.samples for e in w.entries] == [8, 8, 4]
     assert sum(e.tokens for e in w.entries) == sum(len(r) for r in rows)
     back = []
@@ -65,7 +65,7 @@ def test_arrow_round_trip_and_dtype(tmp_path):
 def test_arrow_rejects_out_of_range_ids(tmp_path):
     w = RollingWriter(tmp_path, "arrow", vocab_size=100)
     with pytest.raises(ValueError, match="out of range"):
-        w.write([5, 100])
+        w.write([5, 100], words=1)
 
 
 def test_killed_write_leaves_nothing_complete(tmp_path):

@@ -95,6 +95,7 @@ def test_sigterm_to_one_rank_saves_and_resumes_exactly(reference, data, tmp_path
     finish(torchrun(["flamingo", "--config", str(out / "config.toml"), "--resume", "auto"]))
     assert_same_weights(final_weights(reference), final_weights(out))
     assert [r["step"] for r in metrics(out)] == list(range(1, 9))  # steps after the stop logged once
+    assert [r["words"] for r in metrics(out)] == [r["words"] for r in metrics(reference)]
 
 
 def _checkpoints(run_dir: Path) -> list[tuple[Path, dict]]:
@@ -154,3 +155,21 @@ def test_accumulation_over_ranks_matches_one_big_batch(data, tmp_path):
     first = torch.load(big / "checkpoints/step-00000001/model.pt", weights_only=True)
     assert max((a[k] - first[k]).abs().max().item() for k in a) > 1e-3
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+
+
+def test_words_seen_do_not_depend_on_ranks_workers_or_an_elastic_resume(reference, data, tmp_path):
+    """The reference (2 ranks, micro-batches of 2, no workers) against one process with the whole
+    batch and 2 workers, and against one process resuming the reference's step-4 checkpoint."""
+    from tests.train.test_trainer import run
+
+    words = [r["words"] for r in metrics(reference)]
+    assert words == sorted(words) and len(set(words)) == len(words) > 1
+    one = tmp_path / "one"
+    run(train_args("flamingo", data, one, *STEPS, "--workers", "2"))
+    assert [r["words"] for r in metrics(one)] == words
+    elastic = tmp_path / "elastic"
+    resume = ["--resume", str(reference / "checkpoints/step-00000004")]
+    run(train_args("flamingo", data, elastic, "--max-steps", "8", "--save-every", "0", *resume))
+    assert [r["words"] for r in metrics(elastic)] == words[4:]
+    for path, meta in _checkpoints(reference):
+        assert meta["words"] == words[meta["step"] - 1], path

@@ -36,7 +36,12 @@ def write_trainer_data(root: Path, tokenizer_dir: Path, images: int = 48, lines:
             buf = io.BytesIO()
             Image.new("RGB", (32, 32), COLORS[names[i % 4]]).save(buf, "JPEG")
             w.write(
-                {"__key__": f"s{i:05d}", "jpg": buf.getvalue(), "txt": f"a {names[i % 4]} square", "json": {}}
+                {
+                    "__key__": f"s{i:05d}",
+                    "jpg": buf.getvalue(),
+                    "txt": f"a {names[i % 4]} square",
+                    "json": {"words": 3},
+                }
             )
     write_manifest(root / "images", Manifest(kind="image_text", shards=w.entries, name="images"))
     with RollingWriter(root / "images2", "tar", max_samples=16) as w:  # a second caption dataset
@@ -44,18 +49,26 @@ def write_trainer_data(root: Path, tokenizer_dir: Path, images: int = 48, lines:
             buf = io.BytesIO()
             Image.new("RGB", (32, 32), COLORS[names[i % 4]]).save(buf, "JPEG")
             w.write(
-                {"__key__": f"t{i:05d}", "jpg": buf.getvalue(), "txt": f"the {names[i % 4]} one", "json": {}}
+                {
+                    "__key__": f"t{i:05d}",
+                    "jpg": buf.getvalue(),
+                    "txt": f"the {names[i % 4]} one",
+                    "json": {"words": 3},
+                }
             )
     write_manifest(root / "images2", Manifest(kind="image_text", shards=w.entries, name="images2"))
     rng = np.random.default_rng(0)
     with RollingWriter(root / "features", "tar", max_samples=16) as w:
         for i in range(images):
             vec = (rng.standard_normal(768) + i % 4).astype(np.float32)
-            w.write({"__key__": f"f{i:05d}", "npy": vec, "txt": f"a {names[i % 4]} square", "json": {}})
+            w.write(
+                {"__key__": f"f{i:05d}", "npy": vec, "txt": f"a {names[i % 4]} square", "json": {"words": 3}}
+            )
     write_manifest(root / "features", Manifest(kind="features", shards=w.entries, name="features"))
     with RollingWriter(root / "text", "arrow", max_samples=64, vocab_size=len(tok)) as w:
         for i in range(lines):
-            w.write(tok(CORPUS[i % len(CORPUS)] + "\n")["input_ids"])
+            line = CORPUS[i % len(CORPUS)] + "\n"
+            w.write(tok(line)["input_ids"], words=len(line.split()))
     write_manifest(root / "text", Manifest(kind="tokens", shards=w.entries, name="text"))
     vit = make_tiny_vit(root / "vit", image_size=32, patch_size=8)
     vit768 = make_tiny_vit(

@@ -20,6 +20,7 @@ padding (the original did not mask padding; `caption_loss="original"` reproduces
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -152,6 +153,8 @@ class SampleCollate:
         self.images = spec.images
         self.image_size = spec.image_size
         self.want_embeds = kind == "features" and spec.images
+        # Set by the source when every shard has word counts: batches then carry `words`.
+        self.count_words = False
 
     def _decode(self, raw: dict[str, Any], slot: np.ndarray | None) -> tuple[str, str, np.ndarray | None]:
         key = raw["__key__"]
@@ -184,6 +187,20 @@ class SampleCollate:
             embeds = embeds.astype(np.float32, copy=False)
         return key, caption, embeds
 
+    @staticmethod
+    def _words(raw: dict[str, Any]) -> int:
+        """The caption's word count that prep put in the sample's `.json` member."""
+        key = raw["__key__"]
+        try:
+            words = json.loads(raw["json"])["words"]
+        except (KeyError, TypeError, ValueError) as e:
+            raise CorruptSample(
+                f"{key}: .json has no readable 'words' count ({type(e).__name__}: {e})"
+            ) from e
+        if not isinstance(words, int) or isinstance(words, bool) or words < 0:
+            raise CorruptSample(f"{key}: .json 'words' is {words!r}, not a count")
+        return words
+
     def __call__(
         self, raws: list[dict[str, Any] | Exception]
     ) -> tuple[dict[str, Any], list[tuple[int, str]]]:
@@ -200,12 +217,14 @@ class SampleCollate:
         captions: list[str] = []
         embeds: list[np.ndarray] = []
         bad: list[tuple[int, str]] = []
+        words = 0
         for j, raw in enumerate(raws):
             try:
                 if isinstance(raw, Exception):
                     raise raw
                 # A good sample takes the next free slot, so the kept images stay contiguous.
                 key, caption, emb = self._decode(raw, slots[len(keys)] if slots is not None else None)
+                words += self._words(raw) if self.count_words else 0
             except ValueError as e:  # CorruptSample, bad tar header, bad UTF-8
                 bad.append((j, str(e)))
                 continue
@@ -214,6 +233,8 @@ class SampleCollate:
             if emb is not None:
                 embeds.append(emb)
         out: dict[str, Any] = {"keys": keys, "captions": captions}
+        if self.count_words:
+            out["words"] = words  # of the kept samples: a skipped sample is not seen
         if slot >= 0:
             out["_slot"] = slot
         if pixels is not None:

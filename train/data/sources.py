@@ -54,6 +54,11 @@ class TarSource:
         self.files.check()  # before `order` sizes anything by the manifest's counts
         self.fingerprint = fingerprint(shards)
 
+    @property
+    def has_words(self) -> bool:
+        """Whether batches carry `words` (every shard was written with word counts)."""
+        return self.collate.count_words
+
     def plan(self) -> dict[str, Any]:
         return {"block_size": self.block_size, "shuffle_buffer": self.shuffle_buffer}
 
@@ -96,6 +101,7 @@ class TokenChunks:
         self.source = source
         self.num_items = source.num_chunks
         self.fingerprint = fingerprint_
+        self.has_words = source.has_words
 
     def plan(self) -> dict[str, Any]:
         plan: dict[str, Any] = {"seq_len": self.source.seq_len}
@@ -160,7 +166,7 @@ def make_source(
     found = kinds.pop()
     entries = [(d, e) for d in datasets for e in d.manifest.shards]
     if found == "tokens":
-        refs = [TokenShardRef(d.shard_url(e), e.tokens or 0, e.bytes, e.sha256) for d, e in entries]
+        refs = [TokenShardRef(d.shard_url(e), e.tokens or 0, e.bytes, e.sha256, e.words) for d, e in entries]
         shard_refs = [ShardRef(r.url, r.tokens, r.bytes, r.sha256) for r in refs]
         source = TokenSource(
             refs,
@@ -172,6 +178,7 @@ def make_source(
         )
         return TokenChunks(source, fingerprint(shard_refs))
     collate = SampleCollate(found, tokenizer, spec)
+    collate.count_words = all(e.words is not None for _, e in entries)
     refs2 = [
         ShardRef(
             d.shard_url(e),

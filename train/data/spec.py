@@ -114,6 +114,7 @@ class Source(Protocol):
     kind: str
     num_items: int  # samples, or token chunks, in one epoch
     fingerprint: str  # identifies the shards; a resume must see the same
+    has_words: bool  # batches carry `words` (every shard has prep's word counts)
 
     def plan(self) -> dict[str, Any]:
         """The settings besides seed and epoch that fix the order (stored in the loader state)."""

@@ -19,7 +19,7 @@ import torch
 
 from babylm.shards.access import DEFAULT_TIMEOUT
 from babylm.shards.errors import ShardsError
-from babylm.shards.reader import file_size, read_token_table, token_column
+from babylm.shards.reader import file_size, read_token_table, token_column, words_column
 from babylm.train.data.tar_index import ShardError
 
 
@@ -29,10 +29,32 @@ class TokenShardRef:
     tokens: int
     bytes: int
     sha256: str
+    words: int | None = None  # None: a shard written before prep counted words
 
 
 # The original's `datasets.map(group_texts, batched=True, batch_size=1000)`: lines per group.
 ORIGINAL_GROUP_LINES = 1000
+
+
+def chunk_words(
+    row_lengths: np.ndarray,
+    row_words: np.ndarray,
+    seq_len: int,
+    chunk_starts: np.ndarray | None,
+    num_chunks: int,
+) -> np.ndarray:
+    """Words of each chunk: a line's words count in the chunk that holds its last token (its
+    `</s>`), so a line cut across chunks counts once; a line whose last token is in no chunk
+    (the dropped tail, or a group remainder under original chunking) is never counted."""
+    last = np.cumsum(row_lengths, dtype=np.int64) - 1
+    if chunk_starts is None:
+        chunk = last // seq_len
+        inside = chunk < num_chunks
+    else:
+        chunk = np.searchsorted(chunk_starts, last, side="right") - 1
+        inside = (chunk >= 0) & (last < chunk_starts[np.maximum(chunk, 0)] + seq_len)
+    counts = np.bincount(chunk[inside], weights=row_words[inside], minlength=num_chunks)
+    return counts.astype(np.int64)
 
 
 def original_chunk_starts(
@@ -56,6 +78,9 @@ class TokenSource:
     `chunking` "stream" cuts the whole stream (one tail dropped); "original" cuts inside groups of
     1000 rows as the original did (`original_chunk_starts`, FIDELITY.md), which needs the row
     lengths: read once from the shards' list offsets when the source is made.
+
+    With word counts in every shard (`has_words`), each batch also carries `words`: the words of
+    its chunks (`chunk_words`), computed once per process from the shards' `words` column.
     """
 
     def __init__(
@@ -87,13 +112,15 @@ class TokenSource:
             self.num_chunks = len(self._chunk_starts)
         else:
             self.num_chunks = self.num_tokens // seq_len
+        self.has_words = all(s.words is not None for s in shards)
         self._pid = -1
         self._pieces: list[np.ndarray] = []
         self._starts = np.zeros(1, dtype=np.int64)
+        self._chunk_words: np.ndarray | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(_pid=-1, _pieces=[], _starts=np.zeros(1, dtype=np.int64))
+        state.update(_pid=-1, _pieces=[], _starts=np.zeros(1, dtype=np.int64), _chunk_words=None)
         return state
 
     def _check_file(self, ref: TokenShardRef) -> None:
@@ -115,10 +142,11 @@ class TokenSource:
                 "it was changed or truncated after prep (run `babylm-prep verify`)"
             )
 
-    def _column(self, ref: TokenShardRef) -> Any:
+    def _read(self, ref: TokenShardRef) -> tuple[Any, Any]:
+        """The shard's Arrow table and its token column."""
         try:
             table = read_token_table(ref.url, self.storage_options, ref.bytes, self.fetch_timeout)
-            return token_column(table)
+            return table, token_column(table)
         except (ShardsError, OSError, ValueError) as e:  # ArrowInvalid is a ValueError
             raise ShardError(f"{ref.url}: cannot read the token shard: {e}") from e
 
@@ -126,16 +154,24 @@ class TokenSource:
         """Tokens of every row (line), in stream order, from the Arrow list offsets."""
         lengths = []
         for ref in self.shards:
-            for chunk in self._column(ref).chunks:
+            for chunk in self._read(ref)[1].chunks:
                 lengths.append(np.diff(chunk.offsets.to_numpy()))
         return np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
 
     def _load(self) -> None:
         pieces: list[np.ndarray] = []
+        row_lengths: list[np.ndarray] = []
+        row_words: list[np.ndarray] = []
         for ref in self.shards:
             self._check_file(ref)
+            table, column = self._read(ref)
+            if self.has_words:
+                row_lengths.append(
+                    np.concatenate([np.diff(c.offsets.to_numpy()) for c in column.chunks] or [[]])
+                )
+                row_words.append(self._shard_words(ref, table))
             got = 0
-            for chunk in self._column(ref).chunks:
+            for chunk in column.chunks:
                 values = chunk.flatten().to_numpy(zero_copy_only=True)
                 if len(values):
                     self._check_ids(ref, values)
@@ -146,6 +182,14 @@ class TokenSource:
         self._pieces = pieces
         lengths = np.array([len(p) for p in pieces], dtype=np.int64)
         self._starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        if self.has_words:
+            self._chunk_words = chunk_words(
+                np.concatenate(row_lengths or [np.zeros(0, np.int64)]).astype(np.int64),
+                np.concatenate(row_words or [np.zeros(0, np.int64)]).astype(np.int64),
+                self.seq_len,
+                self._chunk_starts,
+                self.num_chunks,
+            )
         self._pid = os.getpid()
 
     def _check_ids(self, ref: TokenShardRef, values: np.ndarray) -> None:
@@ -159,6 +203,25 @@ class TokenSource:
                 f"{ref.url}: token id {top} is outside the tokenizer's vocabulary [0, {self.vocab_size}); "
                 "the shard was tokenized with another tokenizer or damaged (run `babylm-prep verify`)"
             )
+
+    @staticmethod
+    def _shard_words(ref: TokenShardRef, table: Any) -> np.ndarray:
+        column = words_column(table)
+        if column is None:
+            raise ShardError(f"{ref.url}: the manifest counts words but the shard has no words column")
+        words = column.to_numpy().astype(np.int64)
+        if int(words.sum()) != ref.words:
+            raise ShardError(
+                f"{ref.url}: shard holds {int(words.sum())} words but the manifest says {ref.words}"
+            )
+        return words
+
+    def words(self, ids: np.ndarray) -> int:
+        """Words of the chunks `ids` (see `chunk_words`)."""
+        if self._pid != os.getpid():
+            self._load()
+        assert self._chunk_words is not None, "words() needs shards with word counts"
+        return int(self._chunk_words[np.asarray(ids, dtype=np.int64)].sum())
 
     def chunks(self, ids: np.ndarray) -> np.ndarray:
         """(len(ids), seq_len) int64 array of the token chunks `ids`."""
@@ -187,4 +250,7 @@ class TokenSource:
 
     def batch(self, ids: np.ndarray) -> dict[str, Any]:
         """Chunk ids as keys and the chunks as input_ids (labels are added by the consumer)."""
-        return {"keys": [int(i) for i in ids], "input_ids": torch.from_numpy(self.chunks(ids))}
+        out = {"keys": [int(i) for i in ids], "input_ids": torch.from_numpy(self.chunks(ids))}
+        if self.has_words:
+            out["words"] = self.words(ids)
+        return out

@@ -187,10 +187,10 @@ def test_rerun_after_interruption_gives_the_same_shards_and_manifest(
     interrupted = tmp_path / "interrupted"
     original_write = ArrowShardWriter.write_rows
 
-    def dying_write(self, lengths, values):  # killed while the 4th shard is half written
+    def dying_write(self, lengths, values, words):  # killed while the 4th shard is half written
         if self.name == "shard-000003.arrow" and self.samples:
             raise RuntimeError("simulated kill")
-        original_write(self, lengths, values)
+        original_write(self, lengths, values, words)
 
     monkeypatch.setattr(ArrowShardWriter, "write_rows", dying_write)
     resume_args = text_args(tmp_path, tiny_tokenizer_dir, interrupted, "strict_10M", "--shard-rows", "6")
@@ -328,12 +328,13 @@ def test_fast_path_gives_the_rust_tokenizers_ids(recipe_tokenizer_dir, tiny_toke
     monkeypatch.setattr(pool, "_FAST", None)
     pool._init((recipe_tokenizer_dir / "tokenizer.json").read_text(), False, True)
     assert pool._FAST is not None
-    lengths, values = pool.tokenize(texts)  # fast path with Rust rows spliced in
+    lengths, values, words = pool.tokenize(texts)  # fast path with Rust rows spliced in
     tok = Tokenizer.from_file(str(recipe_tokenizer_dir / "tokenizer.json"))
     expected = [e.ids for e in tok.encode_batch(texts)]
     assert lengths.tolist() == [len(ids) for ids in expected]
     assert values.tolist() == sum(expected, [])
-    _, _, fallback = pool._FAST.encode_batch(texts)
+    assert words.tolist() == [len(t.split()) for t in texts]
+    _, _, fallback, _ = pool._FAST.encode_batch(texts)
     assert 0 < len(fallback) < len(texts)  # both paths were exercised
 
 

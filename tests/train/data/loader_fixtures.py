@@ -45,10 +45,11 @@ def write_image_text(
         with TarShardWriter(folder, f"shard-{shard:06d}.tar") as w:
             for i in range(n):
                 key = key_of(shard, i)
+                caption = f"caption of {key} ." + " and more" * (i % 3)
                 sample: dict = {
                     "__key__": key,
-                    "txt": f"caption of {key} .",
-                    "json": {"shard": shard, "i": i},
+                    "txt": caption,
+                    "json": {"shard": shard, "i": i, "words": len(caption.split())},
                 }
                 if features:
                     vec = np.full(768, shard * 1000 + i, dtype=np.float32)
@@ -68,7 +69,8 @@ def write_image_text(
 
 def write_tokens(folder: Path, rows_per_shard: list[int], vocab_size: int = 65536) -> Path:
     """Arrow token shards whose stream is 0, 1, 2, ... (mod vocab): token t of the concatenated
-    stream has value t, so a chunk's content names its position. Row lengths vary (0..17)."""
+    stream has value t, so a chunk's content names its position. Row lengths vary (0..17); a row
+    of n tokens counts n // 2 words."""
     folder.mkdir(parents=True, exist_ok=True)
     entries = []
     t = 0
@@ -77,7 +79,7 @@ def write_tokens(folder: Path, rows_per_shard: list[int], vocab_size: int = 6553
         with ArrowShardWriter(folder, f"tokens-{shard:06d}.arrow", vocab_size) as w:
             for _ in range(rows):
                 n = int(rng.integers(0, 18))
-                w.write((np.arange(t, t + n) % vocab_size).astype(np.int64))
+                w.write((np.arange(t, t + n) % vocab_size).astype(np.int64), n // 2)
                 t += n
         entries.append(w.entry)
     write_manifest(folder, Manifest(kind="tokens", shards=entries, name=folder.name))
