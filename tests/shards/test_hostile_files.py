@@ -200,7 +200,7 @@ def test_plain_verify_catches_token_ids_past_the_recorded_vocabulary(tmp_path):
     out = tmp_path / "tokens"
     with RollingWriter(out, "arrow", max_samples=5, vocab_size=100) as w:
         for i in range(8):
-            w.write([i * 12] * 3)  # ids up to 84
+            w.write([i * 12] * 3, words=3)  # ids up to 84
     write_manifest(out, Manifest(kind="tokens", shards=w.entries, params={"vocab_size": 100}))
     assert _problems(out) == []
     edit_manifest(out, lambda m: m["params"].update(vocab_size=50))  # as if tokenized with more
