@@ -80,38 +80,6 @@ class RobertaSize:
     max_position_embeddings: int = 514
 
 
-_TINY = {
-    "flamingo": FlamingoSize(
-        num_hidden_layers=4,
-        hidden_size=128,
-        num_attention_heads=4,
-        ffn_dim=512,
-        max_position_embeddings=512,
-        cross_attn_heads=4,
-        cross_attn_dim_head=32,
-        perceiver_num_latents=16,
-        perceiver_heads=4,
-        perceiver_dim_head=32,
-        perceiver_init_std=0.02,
-        cross_attn_gate_init=0.5,
-        cross_attn_fan_in_init=True,
-    ),
-    "git": GitSize(
-        num_hidden_layers=2,
-        hidden_size=128,
-        num_attention_heads=4,
-        intermediate_size=512,
-        max_position_embeddings=512,
-    ),
-    "opt": OPTSize(
-        num_hidden_layers=2, hidden_size=128, num_attention_heads=4, ffn_dim=512, max_position_embeddings=512
-    ),
-    "roberta": RobertaSize(
-        num_hidden_layers=2, hidden_size=128, num_attention_heads=4, intermediate_size=512
-    ),
-}
-
-
 def _flamingo_config(common: dict[str, Any], image_token_id: int, overrides: dict[str, Any]) -> Any:
     if not 0 <= image_token_id < common["vocab_size"]:
         raise ValueError(
@@ -159,12 +127,57 @@ class Architecture:
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "flamingo": Architecture(FlamingoSize(), _TINY["flamingo"], _flamingo_config, BabyLMFlamingoForCausalLM),
-    "git": Architecture(
-        GitSize(), _TINY["git"], _git_config, BabyLMGitForCausalLM, without_images=_freeze_visual_projection
+    "flamingo": Architecture(
+        base=FlamingoSize(),
+        tiny=FlamingoSize(
+            num_hidden_layers=4,
+            hidden_size=128,
+            num_attention_heads=4,
+            ffn_dim=512,
+            max_position_embeddings=512,
+            cross_attn_heads=4,
+            cross_attn_dim_head=32,
+            perceiver_num_latents=16,
+            perceiver_heads=4,
+            perceiver_dim_head=32,
+            perceiver_init_std=0.02,
+            cross_attn_gate_init=0.5,
+            cross_attn_fan_in_init=True,
+        ),
+        config=_flamingo_config,
+        model_class=BabyLMFlamingoForCausalLM,
     ),
-    "opt": Architecture(OPTSize(), _TINY["opt"], _opt_config, BabyLMOPTForCausalLM),
-    "roberta": Architecture(RobertaSize(), _TINY["roberta"], _roberta_config, BabyLMRobertaForMaskedLM),
+    "git": Architecture(
+        base=GitSize(),
+        tiny=GitSize(
+            num_hidden_layers=2,
+            hidden_size=128,
+            num_attention_heads=4,
+            intermediate_size=512,
+            max_position_embeddings=512,
+        ),
+        config=_git_config,
+        model_class=BabyLMGitForCausalLM,
+        without_images=_freeze_visual_projection,
+    ),
+    "opt": Architecture(
+        base=OPTSize(),
+        tiny=OPTSize(
+            num_hidden_layers=2,
+            hidden_size=128,
+            num_attention_heads=4,
+            ffn_dim=512,
+            max_position_embeddings=512,
+        ),
+        config=_opt_config,
+        model_class=BabyLMOPTForCausalLM,
+    ),
+    "roberta": Architecture(
+        base=RobertaSize(),
+        tiny=RobertaSize(num_hidden_layers=2, hidden_size=128, num_attention_heads=4, intermediate_size=512),
+        config=_roberta_config,
+        model_class=BabyLMRobertaForMaskedLM,
+    ),
 }
 
 
