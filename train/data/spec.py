@@ -1,5 +1,6 @@
-"""What a loader is made of: `LoaderSpec`, every loader setting and its one default, and `Source`,
-the interface each stream kind implements.
+"""What a loader is made of: `LoaderSpec`, every loader setting and its one default (checked once,
+when the spec is made), its `Literal` choices (`Chunking`, `CaptionLoss`), and `Source`, the
+interface each dataset kind's stream implements.
 
 This module imports neither torch nor numpy, so the `babylm-train samples` CLI can read the
 defaults for its `--help` without starting torch.
@@ -115,7 +116,7 @@ class Source(Protocol):
     runs in the workers; `finish` runs in the consumer process on each batch.
     """
 
-    kind: str
+    kind: str  # the dataset kind (its manifest's: image_text, features, tokens), never a model kind
     num_items: int  # samples, or token chunks, in one epoch
     fingerprint: str  # identifies the shards; a resume must see the same
     has_words: bool  # batches carry `words` (every shard has prep's word counts)
