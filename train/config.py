@@ -26,11 +26,16 @@ from babylm.train.kinds import KINDS, MODEL_KINDS, ModelName
 from babylm.train.settings import MIX_PRESETS, apply_setting
 from babylm.train.words import parse_milestones, parse_words
 
-MODELS = MODEL_KINDS
 Size = Literal["base", "tiny"]
 LrSchedule = Literal["constant", "cosine"]
 Precision = Literal["auto", "bf16", "fp32"]
 PadRow = Literal["pad", "original"]
+
+# "30 for flamingo/git/noimg, 20 for opt/roberta": each kind's default number of epochs.
+_EPOCHS_BY_KIND = ", ".join(
+    f"{epochs} for {'/'.join(k for k in KINDS if KINDS[k].default_epochs == epochs)}"
+    for epochs in dict.fromkeys(kind.default_epochs for kind in KINDS.values())
+)
 
 # Fields that say what to do now rather than what the run is; not written to config.toml.
 _NOT_RECORDED = ("resume", "config")
@@ -90,9 +95,7 @@ class TrainConfig:
         default="base",
         metadata=_opt("Model size: base (the baselines) or tiny (CPU).", choices=get_args(Size)),
     )
-    epochs: int | None = field(
-        default=None, metadata=_opt("Epochs (default: 30 for flamingo/git/noimg, 20 for opt/roberta).", ge=1)
-    )
+    epochs: int | None = field(default=None, metadata=_opt(f"Epochs (default: {_EPOCHS_BY_KIND}).", ge=1))
     max_steps: int | None = field(
         default=None, metadata=_opt("Stop after this many optimizer steps (default: all epochs).", ge=1)
     )
@@ -304,8 +307,8 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Raise ValueError with the option's name on a bad value; return self. Runs when the
         config is made; a frozen config stays valid."""
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        if self.model not in MODEL_KINDS:
+            raise ValueError(f"model must be one of {', '.join(MODEL_KINDS)}, got {self.model!r}")
         for f in fields(self):
             problem = value_problem(f, getattr(self, f.name))
             if problem:
