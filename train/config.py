@@ -23,7 +23,7 @@ except ImportError:  # Python 3.10
 from babylm.train.bounds import Range, option_name, value_problem
 from babylm.train.data.spec import CaptionLoss, Chunking, LoaderSpec
 from babylm.train.kinds import KINDS, MODEL_KINDS, ModelName
-from babylm.train.settings import MIX_PRESETS, apply_setting
+from babylm.train.settings import apply_setting, parse_mix
 from babylm.train.words import parse_milestones, parse_words
 
 Size = Literal["base", "tiny"]
@@ -371,23 +371,6 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     raise TypeError(f"cannot write {type(v).__name__} to TOML")
-
-
-def parse_mix(mix: str) -> tuple[float, float]:
-    """`1vd25` -> (1, 0.25); `1,0.25` -> (1, 0.25)."""
-    if mix in MIX_PRESETS:
-        return MIX_PRESETS[mix]
-    parts = mix.split(",")
-    try:
-        if len(parts) == 2:
-            w = (float(parts[0]), float(parts[1]))
-            if min(w) >= 0 and max(w) > 0 and all(map(math.isfinite, w)):
-                return w
-    except ValueError:
-        pass
-    raise ValueError(
-        f"--mix must be one of {', '.join(MIX_PRESETS)} or two non-negative weights 'W_IMG,W_TXT', got {mix!r}"
-    )
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

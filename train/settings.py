@@ -1,8 +1,10 @@
 """The original's setting names (`base_flmg_1vd25_s1`, `opt125m_s1`, ...): what each selects, and
-the choices every `--setting` run fixes so that it reproduces the original exactly (FIDELITY.md)."""
+the choices every `--setting` run fixes so that it reproduces the original exactly (FIDELITY.md);
+the loss-weight mixes (`--mix`, `parse_mix`)."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -23,6 +25,23 @@ MIX_PRESETS: dict[str, tuple[float, float]] = {
 _BY_SETTING_NAME = {k.setting_name: k.name for k in KINDS.values()}
 _MIXED = "|".join(k.setting_name for k in KINDS.values() if k.multimodal)
 _UNMIXED = "|".join(k.setting_name for k in KINDS.values() if not k.multimodal)
+
+
+def parse_mix(mix: str) -> tuple[float, float]:
+    """`1vd25` -> (1, 0.25); `1,0.25` -> (1, 0.25)."""
+    if mix in MIX_PRESETS:
+        return MIX_PRESETS[mix]
+    parts = mix.split(",")
+    try:
+        if len(parts) == 2:
+            w = (float(parts[0]), float(parts[1]))
+            if min(w) >= 0 and max(w) > 0 and all(map(math.isfinite, w)):
+                return w
+    except ValueError:
+        pass
+    raise ValueError(
+        f"--mix must be one of {', '.join(MIX_PRESETS)} or two non-negative weights 'W_IMG,W_TXT', got {mix!r}"
+    )
 
 
 def parse_setting(name: str) -> dict[str, Any]:
