@@ -287,7 +287,7 @@ class Trainer:
             self.checked = True
 
     def model_inputs(self, batch: dict[str, Any], micro_index: int) -> dict[str, torch.Tensor]:
-        """The model inputs of one stream's batch; a masked LM's (RoBERTa's) masking happens here."""
+        """The model inputs of one stream's batch; RoBERTa's masking happens here."""
         from babylm.train.models import mask_tokens
 
         out = {k: batch[k] for k in MODEL_INPUTS if k in batch}
