@@ -78,7 +78,7 @@ def config(data: dict[str, str], out: Path, workers: int, steps: int) -> TrainCo
         save_every=0,
         save_epochs=[],
         log_every=10,
-    ).validate()
+    )
 
 
 def run_trainer(data: dict[str, str], out: Path, steps: int) -> tuple[float, float]:

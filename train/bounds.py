@@ -1,5 +1,6 @@
 """What a setting accepts: `Range` (the bounds a numeric field declares in its metadata) and
-`value_problem`, the check of a value against a field's annotated type and range. The CLI options
+`value_problem`, the check of a value against a field's annotated type, range and choices (the
+values of its `Literal` type, declared in its metadata). The CLI options
 (`train_cli.py`), `TrainConfig.validate` and `--config` files all use these, so a bound is written
 once, on the field.
 """
@@ -54,6 +55,9 @@ def value_problem(f: dataclasses.Field, value: Any) -> str | None:
     type_name = str(f.type).replace(" ", "")
     if value is None:
         return None if type_name.endswith("|None") else "is required"
+    choices = f.metadata.get("cli", {}).get("choices")
+    if choices is not None:
+        return None if value in choices else f"must be one of {', '.join(choices)}, got {value!r}"
     base = type_name.removesuffix("|None")
     items, word = [value], ""
     if base.startswith("list["):

@@ -1,8 +1,10 @@
-"""The training configuration: one dataclass whose defaults are the original's hyperparameters.
+"""The training configuration: one frozen dataclass whose defaults are the original's hyperparameters.
 
 Every field is a `babylm-train MODEL` option (generated in `train_cli.py` from the field's metadata),
 a key of `--config FILE.toml`, and a line of the resolved `RUN_DIR/config.toml`. Precedence, lowest
 first: the defaults here, `--setting NAME`, the TOML file, options given on the command line.
+A `TrainConfig` is checked once, when it is made (types, ranges, `Literal` choices, the rules between
+fields); code that needs another one makes it with `dataclasses.replace`, which checks it again.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 try:
     import tomllib
@@ -19,11 +21,21 @@ except ImportError:  # Python 3.10
     tomllib = None  # type: ignore[assignment]
 
 from babylm.train.bounds import Range, option_name, value_problem
-from babylm.train.data.spec import LoaderSpec
-from babylm.train.kinds import MODEL_KINDS as MODELS
-from babylm.train.kinds import MULTIMODAL_KINDS as MULTIMODAL
-from babylm.train.settings import MIX_PRESETS, apply_setting
+from babylm.train.data.spec import CaptionLoss, Chunking, LoaderSpec
+from babylm.train.kinds import KINDS, MODEL_KINDS, ModelName
+from babylm.train.settings import apply_setting, parse_mix
 from babylm.train.words import parse_milestones, parse_words
+
+Size = Literal["base", "tiny"]
+LrSchedule = Literal["constant", "cosine"]
+Precision = Literal["auto", "bf16", "fp32"]
+PadRow = Literal["pad", "original"]
+
+# "30 for flamingo/git/noimg, 20 for opt/roberta": each kind's default number of epochs.
+_EPOCHS_BY_KIND = ", ".join(
+    f"{epochs} for {'/'.join(k for k in KINDS if KINDS[k].default_epochs == epochs)}"
+    for epochs in dict.fromkeys(kind.default_epochs for kind in KINDS.values())
+)
 
 # Fields that say what to do now rather than what the run is; not written to config.toml.
 _NOT_RECORDED = ("resume", "config")
@@ -38,16 +50,19 @@ def _opt(
     **cli: Any,
 ) -> dict[str, Any]:
     """Field metadata: the help text, the allowed range of a number (ge/gt/le/lt) and extra click
-    settings (choices, flag, multiple)."""
+    settings (choices: the field's `Literal` values; flag, multiple)."""
     bounds = (ge, gt, le, lt)
     return {"help": help, "cli": cli, "range": Range(*bounds) if any(b is not None for b in bounds) else None}
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """Everything a training run needs; defaults reproduce the BabyLM baselines."""
+    """Everything a training run needs; defaults reproduce the BabyLM baselines. Checked when made
+    (ValueError naming the option)."""
 
-    model: str = field(default="flamingo", metadata=_opt("Model kind (the command).", choices=MODELS))
+    model: ModelName = field(
+        default="flamingo", metadata=_opt("Model kind (the command).", choices=get_args(ModelName))
+    )
     setting: str | None = field(
         default=None,
         metadata=_opt(
@@ -76,13 +91,11 @@ class TrainConfig:
         ),
     )
     out: str = field(default="", metadata=_opt("Run folder (checkpoints, metrics, config).", folder=True))
-    size: str = field(
+    size: Size = field(
         default="base",
-        metadata=_opt("Model size: base (the baselines) or tiny (CPU).", choices=("base", "tiny")),
+        metadata=_opt("Model size: base (the baselines) or tiny (CPU).", choices=get_args(Size)),
     )
-    epochs: int | None = field(
-        default=None, metadata=_opt("Epochs (default: 30 for flamingo/git/noimg, 20 for opt/roberta).", ge=1)
-    )
+    epochs: int | None = field(default=None, metadata=_opt(f"Epochs (default: {_EPOCHS_BY_KIND}).", ge=1))
     max_steps: int | None = field(
         default=None, metadata=_opt("Stop after this many optimizer steps (default: all epochs).", ge=1)
     )
@@ -110,10 +123,10 @@ class TrainConfig:
     adam_eps: float = field(default=1e-8, metadata=_opt("AdamW epsilon.", gt=0))
     grad_clip: float = field(default=1.0, metadata=_opt("Gradient-norm clip (0: off).", ge=0))
     warmup_steps: int = field(default=5000, metadata=_opt("Linear warmup length in optimizer steps.", ge=0))
-    lr_schedule: str = field(
+    lr_schedule: LrSchedule = field(
         default="constant",
         metadata=_opt(
-            "After warmup: constant, or cosine decay to --min-lr-ratio.", choices=("constant", "cosine")
+            "After warmup: constant, or cosine decay to --min-lr-ratio.", choices=get_args(LrSchedule)
         ),
     )
     min_lr_ratio: float = field(
@@ -207,19 +220,19 @@ class TrainConfig:
     wandb_run_name: str | None = field(
         default=None, metadata=_opt("W&B run name (default: W&B's own, or $WANDB_NAME).")
     )
-    precision: str = field(
+    precision: Precision = field(
         default="auto",
         metadata=_opt(
             "auto: bf16 autocast on GPU, fp32 on CPU; fp32 is the original's (FIDELITY.md).",
-            choices=("auto", "bf16", "fp32"),
+            choices=get_args(Precision),
         ),
     )
-    caption_loss: str = field(
+    caption_loss: CaptionLoss = field(
         default="masked",
         metadata=_opt(
             "masked: caption loss over real tokens only; original: labels = input_ids with the "
             "padding left in and no attention mask, as the original (FIDELITY.md).",
-            choices=("masked", "original"),
+            choices=get_args(CaptionLoss),
         ),
     )
     vocab_size: int | None = field(
@@ -231,20 +244,20 @@ class TrainConfig:
             ge=1,
         ),
     )
-    chunking: str = field(
+    chunking: Chunking = field(
         default="stream",
         metadata=_opt(
             "Text chunks: stream (the whole token stream cut into --seq-len chunks) or original "
             "(cut inside each group of 1000 lines, each group's remainder dropped, as the original).",
-            choices=("stream", "original"),
+            choices=get_args(Chunking),
         ),
     )
-    pad_row: str = field(
+    pad_row: PadRow = field(
         default="pad",
         metadata=_opt(
             "Flamingo's token-embedding row kept at zero: pad (the tokenizer's <pad>) or original "
             "(OPT-125M's pad id 1, which is </s> in the BabyLM tokenizer, as the original; FIDELITY.md).",
-            choices=("pad", "original"),
+            choices=get_args(PadRow),
         ),
     )
     override_setting: bool = field(
@@ -258,16 +271,19 @@ class TrainConfig:
         default=None, metadata=_opt("Checkpoint folder to continue from, or 'auto' (newest in RUN_DIR).")
     )
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     # ---- derived values -------------------------------------------------------------------------
     @property
     def multimodal(self) -> bool:
-        return self.model in MULTIMODAL
+        return KINDS[self.model].multimodal
 
     @property
     def num_epochs(self) -> int:
         if self.epochs is not None:
             return self.epochs
-        return 30 if self.multimodal else 20
+        return KINDS[self.model].default_epochs
 
     @property
     def mix_weights(self) -> tuple[float, float]:
@@ -289,9 +305,10 @@ class TrainConfig:
         return micro, per_rank // micro
 
     def validate(self) -> TrainConfig:
-        """Raise ValueError with the option's name on a bad value; return self."""
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        """Raise ValueError with the option's name on a bad value; return self. Runs when the
+        config is made; a frozen config stays valid."""
+        if self.model not in MODEL_KINDS:
+            raise ValueError(f"model must be one of {', '.join(MODEL_KINDS)}, got {self.model!r}")
         for f in fields(self):
             problem = value_problem(f, getattr(self, f.name))
             if problem:
@@ -356,23 +373,6 @@ def _toml_value(v: Any) -> str:
     raise TypeError(f"cannot write {type(v).__name__} to TOML")
 
 
-def parse_mix(mix: str) -> tuple[float, float]:
-    """`1vd25` -> (1, 0.25); `1,0.25` -> (1, 0.25)."""
-    if mix in MIX_PRESETS:
-        return MIX_PRESETS[mix]
-    parts = mix.split(",")
-    try:
-        if len(parts) == 2:
-            w = (float(parts[0]), float(parts[1]))
-            if min(w) >= 0 and max(w) > 0 and all(map(math.isfinite, w)):
-                return w
-    except ValueError:
-        pass
-    raise ValueError(
-        f"--mix must be one of {', '.join(MIX_PRESETS)} or two non-negative weights 'W_IMG,W_TXT', got {mix!r}"
-    )
-
-
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Read a config file and check its keys against the dataclass fields."""
     if tomllib is None:
@@ -415,7 +415,7 @@ def resolve_config(model: str, cli: dict[str, Any], config_file: str | Path | No
     for k in ("data", "save_epochs"):
         if k in values:
             values[k] = list(values[k])
-    return TrainConfig(**values).validate()
+    return TrainConfig(**values)
 
 
 def config_fields() -> list[dataclasses.Field]:

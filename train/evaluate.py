@@ -23,6 +23,7 @@ from babylm.shards.sheet import render_contact_sheet
 from babylm.train.checkpoint import load_model, resolve_checkpoint
 from babylm.train.data import LoaderSpec, SampleCollate, load_tokenizer
 from babylm.train.errors import MissingInput, TrainError
+from babylm.train.kinds import KINDS, kind_of
 from babylm.train.models import normalize_images, token_loss_sum
 
 
@@ -98,7 +99,7 @@ def greedy_captions(
     """(image, "true: ... / model: ...") for the first `count` held-out images."""
     raws = next(_raw_batches(location, count, count), [])
     batch, _ = collate(raws)
-    prompt = "<image>" if kind == "flamingo" else tokenizer.eos_token
+    prompt = kind_of(kind).image_token or tokenizer.eos_token
     prompt_ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
     out = []
     for i, raw in enumerate(r for r in raws if r["__key__"] in batch["keys"]):
@@ -143,13 +144,12 @@ def evaluate(
             f"--data {data} is a tokens dataset; pass image-caption shards (e.g. cc3m_validation)"
         )
     model, kind, config = load_model(ckpt)
-    if kind not in ("flamingo", "git"):
-        raise TrainError(
-            f"{checkpoint}: evaluate needs a multimodal run (flamingo or git), this one is {kind}"
-        )
+    if not kind_of(kind).images:
+        seeing = " or ".join(k.name for k in KINDS.values() if k.images)
+        raise TrainError(f"{checkpoint}: evaluate needs a multimodal run ({seeing}), this one is {kind}")
     tokenizer = load_tokenizer(tokenizer_path or config["tokenizer"])
     spec = LoaderSpec(
-        image_prefix="<image> " if kind == "flamingo" else None,
+        image_prefix=kind_of(kind).image_prefix,
         image_size=int(getattr(model, "image_size", 224)),
     )
     collate = SampleCollate(dataset_kind, tokenizer, spec)

@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import transformers
 from tokenizers import Tokenizer, processors
-from transformers import AutoImageProcessor, AutoTokenizer, OPTForCausalLM, RobertaForMaskedLM
+from transformers import AutoImageProcessor, AutoTokenizer
 
 from .errors import TrainError
-from .models import MULTIMODAL_KINDS, architecture, model_class
+from .kinds import ModelKind, kind_of
+from .models import model_class
 from .models.losses import unwrap_model
 from .models.processing_babylm import BabyLMProcessor
 from .models.vision import _ViTImageProcessor
@@ -41,17 +43,6 @@ _COMMON_FILES = (
     "modeling_babylm_layers.py",
     "processing_babylm.py",
 )
-_KIND_FILES = {"flamingo": ("modeling_babylm_perceiver.py",)}
-# kind -> (configuration module, config class, modeling module, class prefix)
-_REMOTE_CODE = {
-    "flamingo": (
-        "configuration_babylm_flamingo",
-        "BabyLMFlamingoConfig",
-        "modeling_babylm_flamingo",
-        "BabyLMFlamingo",
-    ),
-    "git": ("configuration_babylm_git", "BabyLMGitConfig", "modeling_babylm_git", "BabyLMGit"),
-}
 # The Auto classes the BabyLM evaluation uses (lm_eval, DevBench: CausalLM; GLUE: SequenceClassification;
 # the 2025 fine-tuning: AutoModel, the decoder without its head).
 _AUTO_CLASSES = {
@@ -60,9 +51,6 @@ _AUTO_CLASSES = {
     "AutoModelForSequenceClassification": "ForSequenceClassification",
 }
 log = logging.getLogger(__name__)
-_STOCK_CLASSES = {"opt": OPTForCausalLM, "roberta": RobertaForMaskedLM}
-# The token that places an image in a prompt; GIT has none (its image always goes before the text).
-_IMAGE_TOKENS = {"flamingo": "<image>"}
 # Keys transformers writes that describe the exporting machine, not the tokenizer.
 _MACHINE_KEYS = (
     "is_local",
@@ -94,17 +82,18 @@ def export_model(
     the one the model was built with. `out_dir` must be absent or empty (ExportError otherwise);
     it appears only once complete. Returns the folder.
     """
-    kind = architecture(kind)  # a `noimg` run exports as the GIT it is
+    spec = kind_of(kind)
     model = unwrap_model(model)
     out = Path(out_dir)
-    if not isinstance(model, model_class(kind)):
-        raise ExportError(f"{out}: the model is a {type(model).__name__}, not a {kind} model")
+    if not isinstance(model, model_class(spec.name)):
+        # a `noimg` run exports as the GIT it is
+        raise ExportError(f"{out}: the model is a {type(model).__name__}, not a {spec.architecture} model")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportError(f"{out}: exists and is not an empty folder; export to a new one")
     tokenizer = _load_tokenizer(tokenizer_dir_or_obj)
-    _check_tokenizer(model, kind, tokenizer)
+    _check_tokenizer(model, spec, tokenizer)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if kind in MULTIMODAL_KINDS and "." in out.name:
+    if spec.remote_code is not None and "." in out.name:
         log.warning(
             "%s: a folder name with '.' cannot load its remote code on transformers 4.x "
             "(No module named 'transformers_modules.%s'), which the BabyLM fine-tuning needs; "
@@ -116,7 +105,7 @@ def export_model(
     remove_stale_partials(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".partial", dir=out.parent))
     try:
-        _write_folder(model, kind, tmp, tokenizer, image_processor)
+        _write_folder(model, spec, tmp, tokenizer, image_processor)
         _make_readable(tmp)
         if out.exists():
             out.rmdir()  # empty (checked above); rename cannot replace a folder
@@ -164,23 +153,28 @@ def export_checkpoint(
         model, found_kind, cfg = load_model(path)
     except (RuntimeError, KeyError, ValueError, OSError) as err:
         raise ExportError(f"{path}: not a loadable model checkpoint ({type(err).__name__}: {err})") from None
-    if kind is not None and architecture(kind) != architecture(found_kind):
+    if kind is not None and kind_of(kind).architecture != kind_of(found_kind).architecture:
         raise ExportError(f"{path}: a {found_kind} checkpoint, not {kind}")
     return export_model(model, found_kind, out_dir, tokenizer or cfg["tokenizer"])
 
 
-def _write_folder(model: torch.nn.Module, kind: str, out: Path, tokenizer: Any, image_processor: Any) -> None:
-    if kind in MULTIMODAL_KINDS:
-        _save_remote_code_model(model, kind, out)
+def _write_folder(
+    model: torch.nn.Module, spec: ModelKind, out: Path, tokenizer: Any, image_processor: Any
+) -> None:
+    """Remote-code kinds: the model, its code files and a processor; the others: the stock
+    transformers class. Then the tokenizer, made portable."""
+    if spec.remote_code is not None:
+        _save_remote_code_model(model, spec, out)
         image_processor = image_processor or _default_image_processor(model)
-        image_token = _IMAGE_TOKENS.get(kind)
+        # The token that places an image in a prompt; GIT has none (its image always goes first).
+        image_token = spec.image_token
         BabyLMProcessor(image_processor, tokenizer, image_token=image_token).save_pretrained(out)
         # AutoImageProcessor reads preprocessor_config.json on every release; the processor's own
         # file then only names the class (see _register_processor).
         image_processor.save_pretrained(out)
         _register_processor(out, image_token)
     else:
-        stock = _STOCK_CLASSES[kind](model.config)
+        stock = getattr(transformers, spec.stock_class)(model.config)
         stock.load_state_dict(model.state_dict())
         stock.save_pretrained(out)
         tokenizer.save_pretrained(out)
@@ -196,27 +190,34 @@ def _load_tokenizer(tokenizer_dir_or_obj: Any) -> Any:
     return tokenizer_dir_or_obj
 
 
-def _check_tokenizer(model: torch.nn.Module, kind: str, tokenizer: Any) -> None:
+def _check_tokenizer(model: torch.nn.Module, spec: ModelKind, tokenizer: Any) -> None:
     """Catch a tokenizer that does not match the model before writing a broken folder."""
     if len(tokenizer) > model.config.vocab_size:
         raise ValueError(f"tokenizer has {len(tokenizer)} tokens, the model only {model.config.vocab_size}")
-    if kind == "flamingo":
-        image_id = tokenizer.convert_tokens_to_ids("<image>")
+    if spec.image_token is not None:
+        image_id = tokenizer.convert_tokens_to_ids(spec.image_token)
         if image_id != model.config.media_token_id:
             raise ValueError(
-                f"tokenizer's <image> is id {image_id}, the model's media token {model.config.media_token_id}"
+                f"tokenizer's {spec.image_token} is id {image_id}, the model's media token "
+                f"{model.config.media_token_id}"
             )
 
 
-def _save_remote_code_model(model: torch.nn.Module, kind: str, out: Path) -> None:
-    config_module, config_class, modeling_module, prefix = _REMOTE_CODE[kind]
+def _save_remote_code_model(model: torch.nn.Module, spec: ModelKind, out: Path) -> None:
+    code = spec.remote_code
+    config_module, config_class, modeling_module, prefix = (
+        code.config_module,
+        code.config_class,
+        code.modeling_module,
+        code.class_prefix,
+    )
     # Our own model_type plus auto_map: transformers then runs the copied files, never its GIT/OPT.
     auto_map = {"AutoConfig": f"{config_module}.{config_class}"}
     auto_map |= {auto: f"{modeling_module}.{prefix}{suffix}" for auto, suffix in _AUTO_CLASSES.items()}
     model.config.auto_map = auto_map
     model.config.architectures = [f"{prefix}ForCausalLM"]
     model.save_pretrained(out, safe_serialization=True)
-    for name in (f"{config_module}.py", f"{modeling_module}.py", *_COMMON_FILES, *_KIND_FILES.get(kind, ())):
+    for name in (f"{config_module}.py", f"{modeling_module}.py", *_COMMON_FILES, *code.extra_files):
         shutil.copyfile(_MODELS_DIR / name, out / name)
 
 

@@ -13,20 +13,9 @@ from torch import nn
 from babylm.train.config import TrainConfig
 from babylm.train.distributed import Dist
 from babylm.train.errors import SetupError
+from babylm.train.kinds import KINDS
 
 __all__ = ["SetupError", "build_data", "build_model_for", "check_inputs", "vision_encoder_path"]
-
-DROPOUT_NAMES = ("hidden_dropout_prob", "attention_probs_dropout_prob")  # GIT and RoBERTa
-# OPT-125M's pad_token_id, the original Flamingo's embedding padding_idx (`</s>` in our tokenizer).
-ORIGINAL_FLAMINGO_PAD_ROW = 1
-
-
-# What the 2023 settings trained with (FIDELITY.md): (description, len(tokenizer), BOS per line).
-SETTING_TOKENIZERS = {
-    "opt": ("facebook/opt-125m's GPT-2 BPE tokenizer with add_bos_token=False and <image>, </c>, "
-            "<PERSON> added", 50268, False),
-    "roberta": ("roberta-base's tokenizer", 50265, True),
-}  # fmt: skip
 
 
 def model_vocab_size(cfg: TrainConfig, tokenizer: Any) -> int:
@@ -43,9 +32,10 @@ def model_vocab_size(cfg: TrainConfig, tokenizer: Any) -> int:
 
 def check_setting_tokenizer(cfg: TrainConfig, tokenizer: Any) -> None:
     """A 2023 --setting needs the original's tokenizer (its size and whether lines start with BOS)."""
-    if not cfg.setting or cfg.model not in SETTING_TOKENIZERS or cfg.override_setting:
+    wanted = KINDS[cfg.model].setting_tokenizer
+    if not cfg.setting or wanted is None or cfg.override_setting:
         return
-    what, size, bos = SETTING_TOKENIZERS[cfg.model]
+    what, size, bos = wanted.description, wanted.size, wanted.bos
     ids = tokenizer("a\n")["input_ids"]
     has_bos = bool(ids) and ids[0] == tokenizer.bos_token_id
     if len(tokenizer) != size or has_bos != bos:
@@ -75,20 +65,19 @@ def build_model_for(cfg: TrainConfig, tokenizer: Any, vision: str | None) -> nn.
     """The model of `cfg.model`, seeded; `noimg` is GIT's text decoder that never sees an image."""
     from babylm.train.models import build_model
 
-    kind = cfg.model
+    kind = KINDS[cfg.model]
     check_setting_tokenizer(cfg, tokenizer)
     image_id = tokenizer.convert_tokens_to_ids("<image>")
-    if cfg.model == "flamingo" and (image_id is None or image_id == tokenizer.unk_token_id):
-        raise SetupError(f"{cfg.tokenizer}: flamingo needs an <image> token in the tokenizer")
+    if kind.image_token and (image_id is None or image_id == tokenizer.unk_token_id):
+        raise SetupError(f"{cfg.tokenizer}: {kind.name} needs an {kind.image_token} token in the tokenizer")
     overrides = {}
     if cfg.dropout is not None:
-        names = ("dropout", "attention_dropout") if kind in ("flamingo", "opt") else DROPOUT_NAMES
-        overrides = dict.fromkeys(names, cfg.dropout)
-    if kind == "flamingo" and cfg.pad_row == "original":
-        overrides["embedding_padding_idx"] = ORIGINAL_FLAMINGO_PAD_ROW
+        overrides = dict.fromkeys(kind.dropout_fields, cfg.dropout)
+    if kind.original_pad_row is not None and cfg.pad_row == "original":
+        overrides["embedding_padding_idx"] = kind.original_pad_row
     torch.manual_seed(cfg.seed)
     model = build_model(
-        kind,
+        kind.name,
         size=cfg.size,
         vocab_size=model_vocab_size(cfg, tokenizer),
         vision_encoder=vision,
@@ -103,7 +92,7 @@ def build_model_for(cfg: TrainConfig, tokenizer: Any, vision: str | None) -> nn.
 def build_data(
     cfg: TrainConfig, tokenizer: Any, d: Dist, micro: int, image_size: int
 ) -> tuple[Any, list[str]]:
-    """The rank's loader and its stream names; multimodal data is split by manifest kind."""
+    """The rank's loader and its stream names; multimodal data is split by dataset kind."""
     from babylm.train.data import LoaderSpec, build_loader
 
     spec = LoaderSpec(
@@ -113,9 +102,9 @@ def build_data(
         seq_len=cfg.seq_len,
         chunking=cfg.chunking,
         max_caption_tokens=cfg.seq_len,
-        image_prefix="<image> " if cfg.model == "flamingo" else None,
+        image_prefix=KINDS[cfg.model].image_prefix,
         caption_loss=cfg.caption_loss,
-        images=cfg.model != "noimg",
+        images=KINDS[cfg.model].images,
         image_size=image_size,
         pin_memory=d.device.type == "cuda",
         cache_dir=cfg.cache_dir,
@@ -126,9 +115,9 @@ def build_data(
     if not cfg.multimodal:
         # Token chunks are cut in about a millisecond: a worker process would only add a copy.
         return build_loader(cfg.data, spec, kind="tokens", **topology), ["text"]
-    kinds = data_kinds(cfg)
-    captions = [loc for loc, k in kinds.items() if k != "tokens"]
-    texts = [loc for loc, k in kinds.items() if k == "tokens"]
+    found = dataset_kinds(cfg)
+    captions = [loc for loc, k in found.items() if k != "tokens"]
+    texts = [loc for loc, k in found.items() if k == "tokens"]
     return build_loader(captions, spec, text_location=texts[0], **topology), ["caption", "text"]
 
 
@@ -145,32 +134,32 @@ def _check_folder(value: str, option: str, what: str) -> None:
     raise SetupError(f"{option} {value}: {problem}; pass {what}")
 
 
-def data_kinds(cfg: TrainConfig) -> dict[str, str]:
+def dataset_kinds(cfg: TrainConfig) -> dict[str, str]:
     """Each --data location's dataset kind, checked against what `cfg.model` trains on."""
     from babylm.shards import ShardsError, open_dataset
 
-    kinds = {}
+    found = {}
     for loc in cfg.data:
         try:
-            kinds[loc] = open_dataset(loc).kind
+            found[loc] = open_dataset(loc).kind
         except (FileNotFoundError, ShardsError) as e:
             raise SetupError(f"--data {loc}: {e}") from e
-    got = ", ".join(f"{loc} ({k})" for loc, k in kinds.items())
+    got = ", ".join(f"{loc} ({k})" for loc, k in found.items())
     if cfg.multimodal:
-        texts = [k for k in kinds.values() if k == "tokens"]
-        if len(texts) != 1 or len(texts) == len(kinds):
+        texts = [k for k in found.values() if k == "tokens"]
+        if len(texts) != 1 or len(texts) == len(found):
             raise SetupError(
                 f"{cfg.model} needs one or more image_text/features datasets and one tokens dataset "
                 f"in --data; got {got}"
             )
-    elif set(kinds.values()) != {"tokens"}:
+    elif set(found.values()) != {"tokens"}:
         raise SetupError(f"{cfg.model} trains on tokens datasets (babylm-prep text) only; --data got {got}")
-    return kinds
+    return found
 
 
 def check_inputs(cfg: TrainConfig) -> None:
-    """Fail before any work when a path of `cfg` is missing or a dataset is of the wrong kind."""
+    """Fail before any work when a path of `cfg` is missing or a dataset is of the wrong dataset kind."""
     _check_folder(cfg.tokenizer, "--tokenizer", "a tokenizer folder (babylm-prep tokenizer) or a hub name")
     if cfg.multimodal and cfg.vision_encoder != "tiny-random":
         _check_folder(cfg.vision_encoder, "--vision-encoder", "a ViT folder or a hub name")
-    data_kinds(cfg)
+    dataset_kinds(cfg)

@@ -18,18 +18,8 @@ from typing import Any
 import click
 
 from babylm.train.bounds import Range
-from babylm.train.config import MODELS, config_fields, resolve_config
-
-_MODEL_HELP = {
-    "flamingo": "Train the Flamingo baseline: an OPT-125M-shaped decoder with gated cross-attention "
-    "over a perceiver-resampled frozen ViT, on image-caption and text shards.",
-    "git": "Train the GIT baseline: GIT's 12-layer text decoder reading a frozen ViT through a "
-    "fresh visual projection, on image-caption and text shards.",
-    "noimg": "Train the text-only control of the multimodal track: GIT's decoder on the captions "
-    "(as text, without images) plus the text shards.",
-    "opt": "Train the OPT-125M causal LM baseline (2023 text track) on a tokens dataset.",
-    "roberta": "Train the RoBERTa-base masked LM baseline (2023 text track, 15% masking) on a tokens dataset.",
-}
+from babylm.train.config import config_fields, resolve_config
+from babylm.train.kinds import KINDS
 
 
 class _Number(click.ParamType):
@@ -133,7 +123,7 @@ def training_options(func: Callable) -> Callable:
 
 
 def _make_train_command(model: str) -> click.Command:
-    @click.command(model, help=_MODEL_HELP[model])
+    @click.command(model, help=KINDS[model].help)
     @training_options
     def command(config_file: str | None, **options: Any) -> None:
         # Not given: None, or an empty tuple for a repeatable option (`--save-epochs ""` is []).
@@ -172,7 +162,7 @@ def _absolute_paths(cli: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-train_commands = [_make_train_command(m) for m in MODELS]
+train_commands = [_make_train_command(m) for m in KINDS]
 
 
 @click.command("export")

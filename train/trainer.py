@@ -36,7 +36,7 @@ from babylm.train import checkpoint as ckpt
 from babylm.train import words as wordmod
 from babylm.train.config import TrainConfig
 from babylm.train.distributed import Dist, quiet, setup_distributed, wrap_ddp
-from babylm.train.kinds import MULTIMODAL_KINDS
+from babylm.train.kinds import KINDS
 from babylm.train.metrics import (
     MetricsWriter,
     interval_record,
@@ -142,14 +142,17 @@ class Trainer:
         """Tokenizer, model, data, optimizer and schedule; restored from a checkpoint on resume."""
         from transformers import AutoTokenizer
 
+        from babylm.train.data.spec import default_of
         from babylm.train.models.vision import image_spec
 
         run_dir = Path(cfg.out)
         resume_from = _prepare_run_dir(cfg, run_dir, d)
         tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
-        vision = vision_encoder_path(cfg, run_dir, d) if cfg.model in MULTIMODAL_KINDS else None
+        kind = KINDS[cfg.model]
+        vision = vision_encoder_path(cfg, run_dir, d) if kind.multimodal else None
         model = build_model_for(cfg, tokenizer, vision).to(d.device)
-        image_size = image_spec(model)[2] if cfg.model in ("flamingo", "git") else 224
+        # A kind that sees no image never decodes one: the loader's default size stands in.
+        image_size = image_spec(model)[2] if kind.images else default_of("image_size")
         micro, accum = cfg.accumulation(d.world)
         loader, streams = build_data(cfg, tokenizer, d, micro, image_size)
         steps_per_epoch = loader.steps_per_epoch // accum
@@ -237,7 +240,7 @@ class Trainer:
         raw = [_next_batch(batches) for _ in range(self.accum)]
         streams = [[r[s] if len(self.streams) > 1 else r for s in self.streams] for r in raw]
         cpu = [[self.model_inputs(b, i) for b in mb] for i, mb in enumerate(streams)]
-        masked_lm = cfg.model == "roberta"
+        masked_lm = KINDS[cfg.model].masked_lm
         counts = torch.tensor(
             [[count_targets(b["labels"], masked_lm) for b in mb] for mb in cpu], dtype=torch.float64
         )
@@ -288,7 +291,7 @@ class Trainer:
         from babylm.train.models import mask_tokens
 
         out = {k: batch[k] for k in MODEL_INPUTS if k in batch}
-        if self.cfg.model == "roberta":
+        if KINDS[self.cfg.model].masked_lm:
             # Seeded by (seed, step, rank, micro-step): the same masks after a resume.
             seq = np.random.SeedSequence([self.cfg.seed, self.step, self.d.rank, micro_index])
             tok = self.tokenizer

@@ -147,3 +147,23 @@ def test_every_setting_chunks_text_as_the_original():
     ):
         assert resolve_config(model, {"setting": setting, **BASE}).chunking == "original"
     assert resolve_config("opt", dict(BASE)).chunking == "stream"
+
+
+def test_config_is_frozen_and_a_replaced_copy_is_checked_again():
+    import dataclasses
+
+    cfg = TrainConfig(**BASE)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.lr = 1.0
+    assert dataclasses.replace(cfg, lr=0.5).lr == 0.5
+    with pytest.raises(ValueError, match="--keep"):
+        dataclasses.replace(cfg, keep=-1)
+
+
+def test_a_choice_outside_its_literal_is_refused_in_a_config_file(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('precision = "fp16"\n')
+    with pytest.raises(ValueError, match="precision = 'fp16': must be one of auto, bf16, fp32"):
+        resolve_config("opt", dict(BASE), f)
+    with pytest.raises(ValueError, match="--chunking must be one of stream, original"):
+        TrainConfig(chunking="groups", **BASE)

@@ -11,7 +11,7 @@ from transformers import AutoTokenizer
 from babylm.prep.text.run import TextConfig, run_text
 from babylm.shards import open_dataset, read_token_table, token_column
 from babylm.train.cli import main
-from babylm.train.settings import TEXT_SETTING_VOCAB
+from babylm.train.kinds import KINDS
 from tests.conftest import CORPUS
 from tests.train.bpe_fixtures import build_bpe_tokenizer
 from tests.train.trainer_fixtures import COMMON, final_weights, run
@@ -85,7 +85,7 @@ def test_setting_builds_the_original_vocabulary(text_run, tmp_path):
         for k, v in weights.items()
         if k.endswith("embed_tokens.weight") or k.endswith("word_embeddings.weight")
     )
-    assert embed.shape[0] == TEXT_SETTING_VOCAB["opt" if kind == "opt" else "roberta"]
+    assert embed.shape[0] == KINDS[kind].setting_vocab
     plain = tmp_path / "plain"  # without --setting: the tokenizer's size + 8
     run(_train(kind, tok_dir, root, plain))
     tok = AutoTokenizer.from_pretrained(tok_dir)

@@ -60,12 +60,12 @@ def block_table(counts: Sequence[int], block_size: int) -> np.ndarray:
 
 
 def sample_order(
-    counts: Sequence[int], seed: int, epoch: int, block_size: int = 128, shuffle_buffer: int = 2048
+    counts: Sequence[int], seed: int, epoch: int, block_size: int, shuffle_buffer: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """The global sample sequence of an epoch: (shard index, sample index in shard) arrays.
 
-    A function of (counts, seed, epoch, block_size, shuffle_buffer) only; every sample appears
-    exactly once.
+    A function of (counts, seed, epoch, block_size, shuffle_buffer) only (the last two are the
+    `LoaderSpec`'s); every sample appears exactly once.
     """
     _check_seed(seed, epoch)
     blocks = block_table(counts, block_size)

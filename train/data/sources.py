@@ -168,14 +168,7 @@ def make_source(
     if found == "tokens":
         refs = [TokenShardRef(d.shard_url(e), e.tokens or 0, e.bytes, e.sha256, e.words) for d, e in entries]
         shard_refs = [ShardRef(r.url, r.tokens, r.bytes, r.sha256) for r in refs]
-        source = TokenSource(
-            refs,
-            spec.seq_len,
-            spec.storage_options,
-            spec.chunking,
-            vocab_size=_vocab_bound(tokenizer),
-            fetch_timeout=spec.fetch_timeout,
-        )
+        source = TokenSource(refs, spec, _vocab_bound(tokenizer))
         return TokenChunks(source, fingerprint(shard_refs))
     collate = SampleCollate(found, tokenizer, spec)
     collate.count_words = all(e.words is not None for _, e in entries)

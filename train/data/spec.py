@@ -1,5 +1,6 @@
-"""What a loader is made of: `LoaderSpec`, every loader setting and its one default, and `Source`,
-the interface each stream kind implements.
+"""What a loader is made of: `LoaderSpec`, every loader setting and its one default (checked once,
+when the spec is made), its `Literal` choices (`Chunking`, `CaptionLoss`), and `Source`, the
+interface each dataset kind's stream implements.
 
 This module imports neither torch nor numpy, so the `babylm-train samples` CLI can read the
 defaults for its `--help` without starting torch.
@@ -11,7 +12,11 @@ import dataclasses
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
+
+# How a token stream is cut into chunks, and what a caption's labels are (see LoaderSpec).
+Chunking = Literal["stream", "original"]
+CaptionLoss = Literal["masked", "original"]
 
 
 @dataclass(frozen=True)
@@ -54,10 +59,10 @@ class LoaderSpec:
     text_workers: int = 0
     seed: int = 0
     seq_len: int = 128
-    chunking: str = "stream"
+    chunking: Chunking = "stream"
     image_prefix: str | None = "<image> "
     max_caption_tokens: int = 128
-    caption_loss: str = "masked"
+    caption_loss: CaptionLoss = "masked"
     images: bool = True
     image_size: int = 224
     block_size: int = 128
@@ -87,9 +92,9 @@ class LoaderSpec:
             raise ValueError("cache_bytes, prefetch_batches and fetch_retries must be >= 0")
         if self.fetch_timeout <= 0:
             raise ValueError(f"fetch_timeout must be > 0, got {self.fetch_timeout}")
-        if self.chunking not in ("stream", "original"):
+        if self.chunking not in get_args(Chunking):
             raise ValueError(f"chunking must be 'stream' or 'original', got {self.chunking!r}")
-        if self.caption_loss not in ("masked", "original"):
+        if self.caption_loss not in get_args(CaptionLoss):
             raise ValueError(f"caption_loss must be 'masked' or 'original', got {self.caption_loss!r}")
         if not 0 <= self.max_corrupt_fraction <= 1:
             raise ValueError(f"max_corrupt_fraction must be in [0, 1], got {self.max_corrupt_fraction}")
@@ -111,7 +116,7 @@ class Source(Protocol):
     runs in the workers; `finish` runs in the consumer process on each batch.
     """
 
-    kind: str
+    kind: str  # the dataset kind (its manifest's: image_text, features, tokens), never a model kind
     num_items: int  # samples, or token chunks, in one epoch
     fingerprint: str  # identifies the shards; a resume must see the same
     has_words: bool  # batches carry `words` (every shard has prep's word counts)

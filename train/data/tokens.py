@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from babylm.shards.access import DEFAULT_TIMEOUT
 from babylm.shards.errors import ShardsError
 from babylm.shards.reader import file_size, read_token_table, token_column, words_column
+from babylm.train.data.spec import LoaderSpec
 from babylm.train.data.tar_index import ShardError
 
 
@@ -83,35 +83,24 @@ class TokenSource:
     its chunks (`chunk_words`), computed once per process from the shards' `words` column.
     """
 
-    def __init__(
-        self,
-        shards: list[TokenShardRef],
-        seq_len: int = 128,
-        storage_options: dict[str, Any] | None = None,
-        chunking: str = "stream",
-        *,
-        vocab_size: int | None = None,
-        fetch_timeout: float = DEFAULT_TIMEOUT,
-    ):
-        if seq_len < 1:
-            raise ValueError(f"seq_len must be >= 1, got {seq_len}")
-        if chunking not in ("stream", "original"):
-            raise ValueError(f"chunking must be 'stream' or 'original', got {chunking!r}")
+    def __init__(self, shards: list[TokenShardRef], spec: LoaderSpec, vocab_size: int | None):
+        """`spec` (checked when it was made) gives `seq_len`, `chunking`, `storage_options` and
+        `fetch_timeout`; `vocab_size` bounds the token ids (None: unchecked)."""
         self.shards = shards
-        self.seq_len = seq_len
-        self.chunking = chunking
-        self.storage_options = dict(storage_options or {})
+        self.seq_len = spec.seq_len
+        self.chunking = spec.chunking
+        self.storage_options = dict(spec.storage_options or {})
         self.vocab_size = vocab_size
-        self.fetch_timeout = fetch_timeout
+        self.fetch_timeout = spec.fetch_timeout
         for ref in shards:
             self._check_file(ref)  # before num_chunks (and the epoch plan) is sized by the counts
         self.num_tokens = sum(s.tokens for s in shards)
         self._chunk_starts: np.ndarray | None = None
-        if chunking == "original":
-            self._chunk_starts = original_chunk_starts(self._row_lengths(), seq_len)
+        if self.chunking == "original":
+            self._chunk_starts = original_chunk_starts(self._row_lengths(), self.seq_len)
             self.num_chunks = len(self._chunk_starts)
         else:
-            self.num_chunks = self.num_tokens // seq_len
+            self.num_chunks = self.num_tokens // self.seq_len
         self.has_words = all(s.words is not None for s in shards)
         self._pid = -1
         self._pieces: list[np.ndarray] = []
