@@ -29,8 +29,8 @@ from tokenizers import Tokenizer, processors
 from transformers import AutoImageProcessor, AutoTokenizer, OPTForCausalLM, RobertaForMaskedLM
 
 from .errors import TrainError
+from .losses import unwrap_model
 from .models import MULTIMODAL_KINDS, architecture, model_class
-from .models.losses import unwrap_model
 from .models.processing_babylm import BabyLMProcessor
 from .models.vision import _ViTImageProcessor
 

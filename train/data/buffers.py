@@ -20,7 +20,6 @@ ring of segments and reuses one when the consumer process no longer holds it:
 from __future__ import annotations
 
 import weakref
-from typing import Any
 
 import numpy as np
 import torch
@@ -88,7 +87,3 @@ def worker_buffer(shape: tuple[int, ...]) -> tuple[torch.Tensor, int]:
     if _current is not None:
         return _current.take(shape)
     return new_shared(int(np.prod(shape))).view(shape), -1
-
-
-def pop_slot(batch: dict[str, Any]) -> int:
-    return int(batch.pop("_slot", -1))

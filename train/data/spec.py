@@ -11,7 +11,10 @@ import dataclasses
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from babylm.train.data.contract import LoaderBatch
 
 
 @dataclass(frozen=True)
@@ -129,10 +132,10 @@ class Source(Protocol):
         sources fetch ahead what they need; the batches are right without it)."""
         ...
 
-    def batch(self, order: Any, positions: Any) -> dict[str, Any]:
-        """The batch of the items at `positions` of `order`, with `_corrupt`: the ones left out."""
+    def batch(self, order: Any, positions: Any) -> LoaderBatch:
+        """The batch of the items at `positions` of `order`, with `corrupt`: the ones left out."""
         ...
 
-    def finish(self, batch: dict[str, Any]) -> dict[str, Any]:
+    def finish(self, batch: LoaderBatch) -> LoaderBatch:
         """What the consumer process adds to a batch."""
         ...

@@ -6,6 +6,7 @@ The Flamingo and GIT classes (causal LM and sequence classifier) live in self-co
 `configuration_babylm_*.py`, `processing_babylm.py`) that `babylm.train.export` ships as remote code.
 """
 
+from ..losses import is_masked_lm, mask_tokens, token_loss_sum, unwrap_model
 from .build import (
     MODEL_KINDS,
     MULTIMODAL_KINDS,
@@ -23,7 +24,6 @@ from .build import (
 )
 from .configuration_babylm_flamingo import BabyLMFlamingoConfig
 from .configuration_babylm_git import BabyLMGitConfig
-from .losses import is_masked_lm, mask_tokens, token_loss_sum, unwrap_model
 from .modeling_babylm_flamingo import BabyLMFlamingoForCausalLM, BabyLMFlamingoForSequenceClassification
 from .modeling_babylm_git import BabyLMGitForCausalLM, BabyLMGitForSequenceClassification
 from .text_models import BabyLMOPTForCausalLM, BabyLMRobertaForMaskedLM
