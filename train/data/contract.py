@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import torch
@@ -51,6 +51,7 @@ class LoaderBatch:
         return self
 
 
+@runtime_checkable
 class TrainLoader(Protocol):
     """One rank's batches, as the trainer uses them. Iterating yields the rest of the current
     epoch, one `{stream: LoaderBatch}` per step (a key per name in `streams`), then moves to the

@@ -1,7 +1,7 @@
 """The BabyLM baselines: Flamingo and GIT (multimodal), OPT and RoBERTa (text).
 
-`build_model(kind, size=..., vision_encoder=...)` builds one; `token_loss_sum` gives the trainer a
-summed loss and target count; `normalize_images` turns the loaders' uint8 images into encoder input.
+`build_model(kind, size=..., vision_encoder=...)` builds one; `token_loss_sum` (from
+`babylm.train.losses`, re-exported) gives a summed loss and target count; `normalize_images` turns the loaders' uint8 images into encoder input.
 The Flamingo and GIT classes (causal LM and sequence classifier) live in self-contained files (`modeling_babylm_*.py`,
 `configuration_babylm_*.py`, `processing_babylm.py`) that `babylm.train.export` ships as remote code.
 """
