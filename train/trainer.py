@@ -42,7 +42,7 @@ from babylm.train.config import TrainConfig
 from babylm.train.data.contract import LoaderBatch, TrainLoader
 from babylm.train.distributed import Dist, quiet, setup_distributed, wrap_ddp
 from babylm.train.kinds import MULTIMODAL_KINDS
-from babylm.train.losses import count_targets, is_masked_lm
+from babylm.train.losses import count_targets, is_masked_lm, mask_tokens, token_loss_sum
 from babylm.train.metrics import (
     MetricsWriter,
     interval_record,
@@ -80,8 +80,6 @@ class _Losses(nn.Module):
         self.masked_lm = masked_lm
 
     def forward(self, batches: list[dict[str, torch.Tensor]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        from babylm.train.models import token_loss_sum
-
         return [token_loss_sum(self.model, b, self.masked_lm) for b in batches]
 
 
@@ -280,8 +278,6 @@ class Trainer:
 
     def model_inputs(self, batch: LoaderBatch, micro_index: int) -> dict[str, torch.Tensor]:
         """The model inputs of one stream's batch; the masked LM's masking happens here."""
-        from babylm.train.models import mask_tokens
-
         out = dict(batch.inputs)
         if self.masked_lm:
             # Seeded by (seed, step, rank, micro-step): the same masks after a resume.
@@ -305,7 +301,7 @@ class Trainer:
     def count_words(self, streams: list[list[LoaderBatch]]) -> int:
         """Words of this step's batches over all ranks, exact (int64), summed on the CPU over gloo
         like the stop flag, so the count never waits for the GPU."""
-        words = torch.tensor([sum(b.words or 0 for mb in streams for b in mb)], dtype=torch.int64)
+        words = torch.tensor([sum(b.words for mb in streams for b in mb)], dtype=torch.int64)
         if self.d.world > 1:
             dist.all_reduce(words, group=self.d.flag_group)
         return int(words.item())
