@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -195,11 +195,14 @@ class ShardLoader:
         self.corrupt["epoch_skipped"] = 0
 
     def __iter__(self) -> Iterator[dict[str, LoaderBatch]]:
-        name = self.streams[0]
-        for batch in self.batches():
-            yield {name: batch}
+        name, batches = self.streams[0], self.batches()
+        try:
+            for batch in batches:
+                yield {name: batch}
+        finally:
+            batches.close()  # stopped early: the workers go now, not when the generator is collected
 
-    def batches(self) -> Iterator[LoaderBatch]:
+    def batches(self) -> Generator[LoaderBatch, None, None]:
         """The rest of the current epoch's batches, then the move to the next epoch."""
         cursor = self._cursor()
         if self.step < cursor.steps:
