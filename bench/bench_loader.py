@@ -171,7 +171,7 @@ def run_bare_decode(jpegs: list[bytes]) -> int:
 
 
 def run_loader(loader) -> int:
-    return sum(len(b["keys"]) for b in loader)
+    return sum(len(b.keys) for b in loader.batches())
 
 
 class PeakRss:

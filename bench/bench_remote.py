@@ -86,8 +86,8 @@ def epoch_rates(location: str, root: Path, workers: int = WORKERS, **kw) -> tupl
     )
     t = time.perf_counter()
     n, first, t1 = 0, 0, t
-    for b in loader:
-        n += len(b["keys"])
+    for b in loader.batches():
+        n += len(b.keys)
         if not first:
             first, t1 = n, time.perf_counter()
     end = time.perf_counter()

@@ -110,12 +110,10 @@ def bare_per_step(data: dict[str, str], out: Path) -> tuple[float, float]:
     cfg = config(data, out, workers=0, steps=WARMUP + STEPS)
     tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
     model = build_model_for(cfg, tokenizer, cfg.vision_encoder)
-    loader, streams = build_data(cfg, tokenizer, Dist(), BATCH, 32)
-    inputs = ("input_ids", "attention_mask", "labels", "pixel_values")
+    loader = build_data(cfg, tokenizer, Dist(), BATCH, 32)
     batches = []
     for raw, _ in zip(loader, range(WARMUP + STEPS), strict=False):
-        step = [{k: v for k, v in raw[s].items() if k in inputs} for s in streams]
-        batches.append(step)
+        batches.append([raw[s].inputs for s in loader.streams])
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.1)
     model.train()

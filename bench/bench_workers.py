@@ -41,8 +41,8 @@ def ours(shards: Path, workers: int, recycle: bool = True) -> float:
     loader = build_loader(shards, batch_size=BATCH, workers=workers, image_size=SIZE, recycle_buffers=recycle)
     t = time.perf_counter()
     n = 0
-    for batch in loader:
-        n += len(batch["keys"])
+    for batch in loader.batches():
+        n += len(batch.keys)
         del batch  # a training step lets go of its batch
     return n / (time.perf_counter() - t)
 

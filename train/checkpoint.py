@@ -24,13 +24,16 @@ import re
 import shutil
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from babylm.shards import atomic_write_bytes
 from babylm.train.errors import CheckpointError, MissingInput, TrainError
+
+if TYPE_CHECKING:
+    from babylm.train.data.contract import TrainLoader
 
 CKPT_DIR = "checkpoints"
 _NAME = re.compile(r"step-(\d{8})")
@@ -292,7 +295,7 @@ def save_training(
     tags: list[str],
     model: torch.nn.Module,
     objects: dict[str, Any],
-    loader: Any,
+    loader: TrainLoader,
     words: int | None = None,
 ) -> Path:
     """Checkpoint a run at an optimizer-step boundary; every rank calls it.
@@ -319,7 +322,13 @@ def save_training(
 
 
 def restore_training(
-    path: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any, loader: Any, rank: int, world: int
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: Any,
+    scheduler: Any,
+    loader: TrainLoader,
+    rank: int,
+    world: int,
 ) -> int:
     """Load a checkpoint into freshly built objects; returns the step to continue from.
 
@@ -339,7 +348,7 @@ def restore_training(
 
 
 def _restore(
-    path: Path, meta: dict[str, Any], model: torch.nn.Module, optimizer: Any, scheduler: Any, loader: Any,
+    path: Path, meta: dict[str, Any], model: torch.nn.Module, optimizer: Any, scheduler: Any, loader: TrainLoader,
     rank: int, world: int,
 ) -> int:  # fmt: skip
     model.load_state_dict(load(path / "model.pt"))

@@ -69,13 +69,15 @@ def caption_losses(
     samples = 0
     for raws in _raw_batches(location, batch_size, max_samples):
         batch, _bad = collate(raws)
-        if len(batch["keys"]) < 2:
+        if len(batch.keys) < 2:
             continue
         for name in sums:
-            loss_sum, n = token_loss_sum(model, _model_inputs(model, batch, shuffle=name == "shuffled"))
+            loss_sum, n = token_loss_sum(
+                model, _model_inputs(model, batch.inputs, shuffle=name == "shuffled")
+            )
             sums[name] += float(loss_sum)
         targets += int(n)
-        samples += len(batch["keys"])
+        samples += len(batch.keys)
     if not targets:
         raise TrainError(
             f"{location}: no image-caption pairs to evaluate; pass an image_text or features dataset"
@@ -102,8 +104,8 @@ def greedy_captions(
     prompt = kind_of(kind).image_token or tokenizer.eos_token
     prompt_ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
     out = []
-    for i, raw in enumerate(r for r in raws if r["__key__"] in batch["keys"]):
-        extra = _model_inputs(model, {**batch, "labels": batch["input_ids"]}, shuffle=False)
+    for i, raw in enumerate(r for r in raws if r["__key__"] in batch.keys):
+        extra = _model_inputs(model, {**batch.inputs, "labels": batch.inputs["input_ids"]}, shuffle=False)
         extra = {k: v[i : i + 1] for k, v in extra.items() if k in ("pixel_values", "image_embeds")}
         ids = model.generate(
             input_ids=prompt_ids,
@@ -116,7 +118,7 @@ def greedy_captions(
         )
         text = tokenizer.decode(ids[0, prompt_ids.shape[1] :], skip_special_tokens=True).strip()
         image = Image.open(io.BytesIO(raw["jpg"])).convert("RGB") if "jpg" in raw else None
-        out.append((image, f"true: {batch['captions'][i]}\nmodel: {text}"))
+        out.append((image, f"true: {batch.captions[i]}\nmodel: {text}"))
     return out
 
 

@@ -31,8 +31,8 @@ from transformers import AutoImageProcessor, AutoTokenizer
 
 from .errors import TrainError
 from .kinds import ModelKind, kind_of
+from .losses import unwrap_model
 from .models import model_class
-from .models.losses import unwrap_model
 from .models.processing_babylm import BabyLMProcessor
 from .models.vision import _ViTImageProcessor
 

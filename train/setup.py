@@ -1,11 +1,11 @@
-"""What a run is built from: the model of a config (seeded), the rank's loader and its streams,
+"""What a run is built from: the model of a config (seeded), the rank's loader (a `TrainLoader`),
 the vision encoder to load. Errors a user can cause here are `SetupError`s."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -14,6 +14,9 @@ from babylm.train.config import TrainConfig
 from babylm.train.distributed import Dist
 from babylm.train.errors import SetupError
 from babylm.train.kinds import KINDS
+
+if TYPE_CHECKING:
+    from babylm.train.data.contract import TrainLoader
 
 __all__ = ["SetupError", "build_data", "build_model_for", "check_inputs", "vision_encoder_path"]
 
@@ -89,10 +92,9 @@ def build_model_for(cfg: TrainConfig, tokenizer: Any, vision: str | None) -> nn.
     return model
 
 
-def build_data(
-    cfg: TrainConfig, tokenizer: Any, d: Dist, micro: int, image_size: int
-) -> tuple[Any, list[str]]:
-    """The rank's loader and its stream names; multimodal data is split by dataset kind."""
+def build_data(cfg: TrainConfig, tokenizer: Any, d: Dist, micro: int, image_size: int) -> TrainLoader:
+    """The rank's loader (its `streams` name the batches); multimodal data is split by manifest
+    kind into a paired loader."""
     from babylm.train.data import LoaderSpec, build_loader
 
     spec = LoaderSpec(
@@ -114,11 +116,11 @@ def build_data(
     topology = dict(world_size=d.world, rank=d.rank, tokenizer=tokenizer)
     if not cfg.multimodal:
         # Token chunks are cut in about a millisecond: a worker process would only add a copy.
-        return build_loader(cfg.data, spec, kind="tokens", **topology), ["text"]
+        return build_loader(cfg.data, spec, kind="tokens", **topology)
     found = dataset_kinds(cfg)
     captions = [loc for loc, k in found.items() if k != "tokens"]
     texts = [loc for loc, k in found.items() if k == "tokens"]
-    return build_loader(captions, spec, text_location=texts[0], **topology), ["caption", "text"]
+    return build_loader(captions, spec, text_location=texts[0], **topology)
 
 
 # A Hugging Face hub name: `name` or `org/name`, nothing that looks like a path.

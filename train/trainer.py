@@ -9,6 +9,10 @@ stream's target count over all ranks and micro-steps (all-reduced before the fir
 the world size because DDP averages gradients; the gradient is then d(sum_s w_s * L_s / N_s).
 DDP syncs gradients on the last micro-step only.
 
+The loader is a `TrainLoader` (`babylm.train.data.contract`): every step is `{stream: LoaderBatch}`,
+one stream or two alike; the model gets a batch's `inputs` only, the words seen come beside them.
+What is scored and counted (the label shift, -100, masked LM or not) is `losses.py`'s.
+
 Every optimizer step ends with an all-reduce of a stop flag (over gloo, off the GPU stream), so a
 SIGTERM/SIGUSR1 that reaches any rank stops all of them after the same step with a checkpoint.
 A USR1 that reached the Slurm scripts' launcher before the ranks could hear it is not lost
@@ -35,8 +39,10 @@ from torch import nn
 from babylm.train import checkpoint as ckpt
 from babylm.train import words as wordmod
 from babylm.train.config import TrainConfig
+from babylm.train.data.contract import LoaderBatch, TrainLoader
 from babylm.train.distributed import Dist, quiet, setup_distributed, wrap_ddp
 from babylm.train.kinds import KINDS
+from babylm.train.losses import count_targets, mask_tokens, token_loss_sum
 from babylm.train.metrics import (
     MetricsWriter,
     interval_record,
@@ -49,7 +55,6 @@ from babylm.train.setup import SetupError, build_data, build_model_for, vision_e
 from babylm.train.tracking import WandbTracker, require_wandb
 
 _STOP: dict[str, int | None] = {"signal": None}
-MODEL_INPUTS = ("input_ids", "attention_mask", "labels", "pixel_values", "image_embeds")
 
 
 def _on_signal(signum: int, _frame: Any) -> None:
@@ -69,19 +74,13 @@ def _stop_pending() -> bool:
 class _Losses(nn.Module):
     """What DDP wraps: one forward computes every stream's (loss sum, target count)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, masked_lm: bool):
         super().__init__()
         self.model = model
+        self.masked_lm = masked_lm
 
     def forward(self, batches: list[dict[str, torch.Tensor]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        from babylm.train.models import token_loss_sum
-
-        return [token_loss_sum(self.model, b) for b in batches]
-
-
-def count_targets(labels: torch.Tensor, masked_lm: bool) -> int:
-    """Target tokens of a batch, as `token_loss_sum` counts them (causal models shift once)."""
-    return int((labels != -100).sum() if masked_lm else (labels[:, 1:] != -100).sum())
+        return [token_loss_sum(self.model, b, self.masked_lm) for b in batches]
 
 
 def train(cfg: TrainConfig) -> int:
@@ -125,8 +124,8 @@ class Trainer:
     net: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: Any
-    loader: Any
-    streams: list[str]
+    loader: TrainLoader
+    masked_lm: bool  # decided once, by the kind's record
     weights: list[float]
     accum: int
     steps_per_epoch: int
@@ -134,7 +133,6 @@ class Trainer:
     step: int
     writer: ckpt.CheckpointWriter
     metrics: MetricsWriter | None
-    checked: bool = False
     words: int | None = None  # words seen over all ranks so far; None when the data does not count them
 
     @classmethod
@@ -154,7 +152,7 @@ class Trainer:
         # A kind that sees no image never decodes one: the loader's default size stands in.
         image_size = image_spec(model)[2] if kind.images else default_of("image_size")
         micro, accum = cfg.accumulation(d.world)
-        loader, streams = build_data(cfg, tokenizer, d, micro, image_size)
+        loader = build_data(cfg, tokenizer, d, micro, image_size)
         steps_per_epoch = loader.steps_per_epoch // accum
         if steps_per_epoch == 0:
             raise SetupError(
@@ -169,25 +167,28 @@ class Trainer:
             step = ckpt.restore_training(resume_from, model, optimizer, scheduler, loader, d.rank, d.world)
         words = wordmod.words_at_start(cfg, loader, resume_from, d.rank)
         if d.rank == 0:
-            children = (
-                {"caption": loader.caption, "text": loader.text} if cfg.multimodal else {"text": loader}
-            )
             write_run_info(
                 run_dir, model, model_kind=cfg.model, world_size=d.world, device=str(d.device),
                 batch_size_per_device=micro, accumulation_steps=accum,
                 global_batch_size=cfg.global_batch_size,
-                samples_per_epoch={name: child.num_samples for name, child in children.items()},
+                samples_per_epoch=loader.samples_per_epoch,
                 steps_per_epoch=steps_per_epoch, total_steps=total,
                 resumed_from=str(resume_from) if resume_from else None,
             )  # fmt: skip
+        masked_lm = kind.masked_lm
         return cls(
             cfg=cfg, d=d, run_dir=run_dir, tokenizer=tokenizer, model=model,
-            net=wrap_ddp(_Losses(model), d), optimizer=optimizer, scheduler=scheduler, loader=loader,
-            streams=streams, weights=list(cfg.mix_weights) if cfg.multimodal else [1.0], accum=accum,
+            net=wrap_ddp(_Losses(model, masked_lm), d), optimizer=optimizer, scheduler=scheduler,
+            loader=loader, masked_lm=masked_lm, weights=_stream_weights(cfg, loader.streams), accum=accum,
             steps_per_epoch=steps_per_epoch, total=total, step=step, words=words,
             writer=ckpt.CheckpointWriter(run_dir, d.rank, d.world, cfg.keep, d.barrier),
             metrics=_metrics_writer(cfg, run_dir, step if resume_from is not None else None, d.rank),
         )  # fmt: skip
+
+    @property
+    def streams(self) -> list[str]:
+        """The loader's stream names, in the order of `weights` and the per-stream sums."""
+        return list(self.loader.streams)
 
     def run(self) -> int:
         """Epochs of optimizer steps until the last one or a stop signal; metrics and checkpoints
@@ -238,11 +239,10 @@ class Trainer:
         counts, backward (DDP syncs on the last), clip, AdamW, schedule. Returns (lr, grad norm)."""
         cfg, d = self.cfg, self.d
         raw = [_next_batch(batches) for _ in range(self.accum)]
-        streams = [[r[s] if len(self.streams) > 1 else r for s in self.streams] for r in raw]
+        streams = [[r[s] for s in self.streams] for r in raw]
         cpu = [[self.model_inputs(b, i) for b in mb] for i, mb in enumerate(streams)]
-        masked_lm = KINDS[cfg.model].masked_lm
         counts = torch.tensor(
-            [[count_targets(b["labels"], masked_lm) for b in mb] for mb in cpu], dtype=torch.float64
+            [[count_targets(b["labels"], self.masked_lm) for b in mb] for mb in cpu], dtype=torch.float64
         )
         global_counts = counts.sum(0).to(d.device)
         if d.world > 1:
@@ -252,9 +252,7 @@ class Trainer:
         scale = (d.world * torch.tensor(self.weights, device=d.device, dtype=torch.float64)
                  / global_counts.clamp(min=1)).float()  # fmt: skip
         for i, mb in enumerate(cpu):
-            self.forward_backward(
-                [self.to_device(b) for b in mb], scale, counts[i], i == self.accum - 1, interval
-            )
+            self.forward_backward([self.to_device(b) for b in mb], scale, i == self.accum - 1, interval)
         interval.counts += global_counts
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
         grad_norm = nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
@@ -267,9 +265,8 @@ class Trainer:
         return lr, grad_norm
 
     def forward_backward(
-        self, batches: list[dict[str, torch.Tensor]], scale: torch.Tensor, counts: torch.Tensor,
-        last: bool, interval: Interval,
-    ) -> None:  # fmt: skip
+        self, batches: list[dict[str, torch.Tensor]], scale: torch.Tensor, last: bool, interval: Interval
+    ) -> None:
         """One micro-step: every stream's forward, the weighted loss's backward (no DDP sync
         before the last micro-step), and the loss sums into `interval`."""
         d, n = self.d, len(self.streams)
@@ -281,17 +278,11 @@ class Trainer:
             loss = sum(scale[s] * out[s][0] for s in range(n))
             loss.backward()
         interval.loss[:n] += torch.stack([o[0].detach().float() for o in out])
-        if not self.checked:  # our count must be the one token_loss_sum uses
-            if [int(o[1]) for o in out] != [int(c) for c in counts]:
-                raise RuntimeError(f"target count mismatch: {[int(o[1]) for o in out]} vs {counts.tolist()}")
-            self.checked = True
 
-    def model_inputs(self, batch: dict[str, Any], micro_index: int) -> dict[str, torch.Tensor]:
-        """The model inputs of one stream's batch; RoBERTa's masking happens here."""
-        from babylm.train.models import mask_tokens
-
-        out = {k: batch[k] for k in MODEL_INPUTS if k in batch}
-        if KINDS[self.cfg.model].masked_lm:
+    def model_inputs(self, batch: LoaderBatch, micro_index: int) -> dict[str, torch.Tensor]:
+        """The model inputs of one stream's batch; the masked LM's masking happens here."""
+        out = dict(batch.inputs)
+        if self.masked_lm:
             # Seeded by (seed, step, rank, micro-step): the same masks after a resume.
             seq = np.random.SeedSequence([self.cfg.seed, self.step, self.d.rank, micro_index])
             tok = self.tokenizer
@@ -310,10 +301,10 @@ class Trainer:
             out["pixel_values"] = normalize_images(out["pixel_values"], self.model)
         return out
 
-    def count_words(self, streams: list[list[dict[str, Any]]]) -> int:
+    def count_words(self, streams: list[list[LoaderBatch]]) -> int:
         """Words of this step's batches over all ranks, exact (int64), summed on the CPU over gloo
         like the stop flag, so the count never waits for the GPU."""
-        words = torch.tensor([sum(b["words"] for mb in streams for b in mb)], dtype=torch.int64)
+        words = torch.tensor([sum(b.words for mb in streams for b in mb)], dtype=torch.int64)
         if self.d.world > 1:
             dist.all_reduce(words, group=self.d.flag_group)
         return int(words.item())
@@ -341,7 +332,7 @@ class Trainer:
         """All-reduce the interval's sums and write one metrics record (rank 0); `final`: the
         run's last record, whose progress line is always printed."""
         n = len(self.streams)
-        interval.loss[n] = float(_skipped(self.loader))
+        interval.loss[n] = float(self.loader.skipped)
         if self.d.world > 1:
             dist.all_reduce(interval.loss)
         elapsed = time.perf_counter() - interval.started
@@ -412,7 +403,10 @@ def _next_batch(batches: Any) -> Any:
         torch.set_rng_state(state)
 
 
-def _skipped(loader: Any) -> int:
-    """Undecodable samples this rank's loader has left out so far."""
-    children = [loader.caption, loader.text] if hasattr(loader, "caption") else [loader]
-    return sum(c.corrupt["total_skipped"] for c in children)
+def _stream_weights(cfg: TrainConfig, streams: tuple[str, ...]) -> list[float]:
+    """The weight of each stream's loss: `--mix` (caption, text) between two streams; a lone
+    stream weighs 1."""
+    if len(streams) == 1:
+        return [1.0]
+    mix = dict(zip(("caption", "text"), cfg.mix_weights, strict=True))
+    return [mix[name] for name in streams]

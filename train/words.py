@@ -15,9 +15,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from babylm.train.errors import SetupError
+
+if TYPE_CHECKING:
+    from babylm.train.data.contract import TrainLoader
 
 M = 1_000_000
 PRESETS: dict[str, tuple[int, ...]] = {
@@ -97,16 +100,15 @@ def missing_words_message(locations: Sequence[str], why: str) -> str:
     )
 
 
-def words_at_start(cfg: Any, loader: Any, resume_from: Path | None, rank: int) -> int | None:
+def words_at_start(cfg: Any, loader: TrainLoader, resume_from: Path | None, rank: int) -> int | None:
     """Words seen before the first step of this process: 0, or the resumed checkpoint's count;
     None when the data has no word counts (an error when --checkpoint-words/--max-words need them)."""
-    children = [loader.caption, loader.text] if hasattr(loader, "caption") else [loader]
     need = [
         name
         for name, v in (("--checkpoint-words", cfg.checkpoint_words), ("--max-words", cfg.max_words))
         if v
     ]
-    if not all(c.source.has_words for c in children):
+    if not loader.has_words:
         missing = datasets_without_words(cfg.data)
         if need:
             raise SetupError(missing_words_message(missing, " and ".join(need)))

@@ -126,4 +126,6 @@ def test_original_chunking_matches_the_original_pipeline_token_for_token(tmp_pat
         chunks += [tuple(stream[j : j + 32]) for j in range(0, len(stream) // 32 * 32, 32)]
     loader = build_loader(tmp_path / "tokens", batch_size=1, seq_len=32, chunking="original")
     assert loader.num_samples == len(chunks)
-    assert sorted(tuple(r) for b in loader for r in b["input_ids"].tolist()) == sorted(chunks)
+    assert sorted(tuple(r) for b in loader.batches() for r in b.inputs["input_ids"].tolist()) == sorted(
+        chunks
+    )

@@ -66,7 +66,7 @@ def test_words_seen_are_the_sum_of_the_loaders_batches(data, plain):
     from babylm.train.data import LoaderSpec, build_loader
 
     loader = build_loader(data["text"], LoaderSpec(batch_size=8, seq_len=16, seed=1), kind="tokens")
-    per_batch = [b["words"] for _, b in zip(range(STEPS), loader, strict=False)]
+    per_batch = [b.words for _, b in zip(range(STEPS), loader.batches(), strict=False)]
     assert words_of(plain) == np.cumsum(per_batch).tolist()
     assert len(set(per_batch)) > 1
     meta = checkpoints(plain)[STEPS]

@@ -1,7 +1,11 @@
 """The data loader: babylm shards to per-rank training batches (`babylm.train.data`).
 
-`spec` declares every loader setting and its default (`LoaderSpec`) and the interface of a
-stream's data (`Source`). How a batch is made, module by module:
+`contract` declares what the trainer and a loader promise each other: `TrainLoader` (streams,
+steps per epoch, `set_epoch`, skipped samples, words, `state_dict`), yielding `{stream:
+LoaderBatch}` per step for one stream too, and `LoaderBatch` (the model inputs, and beside them
+the keys, captions, words and the worker's bookkeeping). `spec` declares every loader setting
+and its default (`LoaderSpec`) and the interface of a stream's data (`Source`). How a batch is
+made, module by module:
 
 1. `plan`: the epoch plan. From (seed, epoch) and the manifests' sample counts it fixes the global
    sample sequence (shard blocks permuted, then webdataset's bounded shuffle) and deals global
@@ -14,11 +18,13 @@ stream's data (`Source`). How a batch is made, module by module:
 3. `sources`: one source per stream (image_text, features or tokens), joining 1 and 2: its items
    per epoch, its plan order, and how to read the raw items of a batch;
 4. `paired`: one caption batch and one text batch per step (the multimodal training);
-5. `collate`: raw samples into the batch dict (JPEGs decoded straight into the batch buffer,
-   captions tokenized); an undecodable sample is left out and counted against its shard;
+5. `collate`: raw samples into a `LoaderBatch` (JPEGs decoded straight into the batch buffer,
+   captions tokenized, labels by `babylm.train.losses`' caption-label rule); an undecodable
+   sample is left out and counted against its shard;
    `buffers`: the workers' recycled shared-memory batch buffers;
 6. `loader`: `ShardLoader` and `build_loader`, what the trainer calls: the DataLoader around all
-   of the above, with exact `state_dict()` / resume on any topology.
+   of the above, with exact `state_dict()` / resume on any topology; it takes the worker's
+   bookkeeping off each batch (step check, corrupt counts, buffer slot).
 
 `samples` is the `babylm-train samples` command, which prints which keys each rank gets at each
 step from this same code.
@@ -34,12 +40,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from babylm.train.data.collate import SampleCollate, load_tokenizer
+    from babylm.train.data.contract import LoaderBatch, TrainLoader
     from babylm.train.data.loader import CorruptDataError, ShardLoader, build_loader
     from babylm.train.data.paired import PairedLoader
     from babylm.train.data.spec import LoaderSpec, Source
     from babylm.train.data.tar_index import CorruptSample, ShardError
 
 _EXPORTS = {
+    "LoaderBatch": "contract",
+    "TrainLoader": "contract",
     "build_loader": "loader",
     "ShardLoader": "loader",
     "CorruptDataError": "loader",
@@ -55,12 +64,14 @@ _EXPORTS = {
 __all__ = [
     "CorruptDataError",
     "CorruptSample",
+    "LoaderBatch",
     "LoaderSpec",
     "PairedLoader",
     "SampleCollate",
     "ShardError",
     "ShardLoader",
     "Source",
+    "TrainLoader",
     "build_loader",
     "load_tokenizer",
 ]

@@ -9,7 +9,7 @@ ring of segments and reuses one when the consumer process no longer holds it:
 - the consumer's loader makes one byte flag per ring slot in shared memory (`BufferFlags`);
   worker w owns slots [w * RING, (w + 1) * RING);
 - a worker takes a free slot (flag 0), marks it 1 and decodes into that slot's segment; the
-  batch carries the slot number;
+  batch's envelope carries the slot number (`LoaderBatch.slot`, beside the model inputs);
 - in the consumer, a finalizer on the received storage sets the flag back to 0 when the last
   tensor or view of it is gone (torch keeps one Python storage object per storage while any
   view lives, so the finalizer cannot run early). A consumer that keeps batches (a list of them,
@@ -20,7 +20,6 @@ ring of segments and reuses one when the consumer process no longer holds it:
 from __future__ import annotations
 
 import weakref
-from typing import Any
 
 import numpy as np
 import torch
@@ -88,7 +87,3 @@ def worker_buffer(shape: tuple[int, ...]) -> tuple[torch.Tensor, int]:
     if _current is not None:
         return _current.take(shape)
     return new_shared(int(np.prod(shape))).view(shape), -1
-
-
-def pop_slot(batch: dict[str, Any]) -> int:
-    return int(batch.pop("_slot", -1))

@@ -14,8 +14,13 @@ leaves 20% for everything that is not the decode. Its failure mode (drop or rais
 fit: an undecodable sample must be left out *and counted* against its shard.
 
 Captions are tokenized per batch: padded to the longest, truncated at `max_caption_tokens`,
-optionally prefixed with `<image> ` (Flamingo's media token), labels = input_ids with -100 on
-padding (the original did not mask padding; `caption_loss="original"` reproduces it).
+optionally prefixed with `<image> ` (Flamingo's media token); the labels follow the caption-label
+rule that `babylm.train.losses.caption_inputs` owns (applied here, in the workers, where it
+costs the consumer nothing): -100 on padding, or with `caption_loss="original"` the padding scored
+and no attention mask, as the original.
+
+A batch leaves the worker as a `LoaderBatch` (`contract.py`): the model inputs apart from the keys,
+captions and word count.
 """
 
 from __future__ import annotations
@@ -32,11 +37,12 @@ from torch.utils.data import get_worker_info
 from babylm.shards import read_npy
 from babylm.shards.images import check_pixels, open_image
 from babylm.train.data.buffers import worker_buffer
+from babylm.train.data.contract import LoaderBatch
 from babylm.train.data.spec import LoaderSpec
 from babylm.train.data.tar_index import CorruptSample
+from babylm.train.losses import caption_inputs, scores_padding
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
-IGNORE_INDEX = -100
 
 
 def decode_image(data: bytes) -> np.ndarray:
@@ -114,26 +120,16 @@ def tokenize_captions(
     captions: Sequence[str],
     prefix: str | None = "<image> ",
     max_length: int = 128,
-    original_loss: bool = False,
+    score_padding: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """input_ids / attention_mask / labels of a caption batch, padded to the longest.
-
-    Labels are -100 on the padding; with `original_loss`, labels = input_ids with the padding in
-    and no attention_mask, as the original's `tk_pad_collate_fn` (the loss then averages over pad
-    positions too)."""
+    """input_ids / labels (/ attention_mask) of a caption batch, padded to the longest, with the
+    labels of the caption-label rule (`caption_inputs`: `score_padding` or not)."""
     if not captions:
         empty = torch.zeros((0, 0), dtype=torch.long)
-        if original_loss:
-            return {"input_ids": empty, "labels": empty.clone()}
-        return {"input_ids": empty, "attention_mask": empty.clone(), "labels": empty.clone()}
+        return caption_inputs(empty, empty.clone(), score_padding)
     texts = [f"{prefix}{c}" for c in captions] if prefix else list(captions)
     enc = tokenizer(texts, padding="longest", truncation=True, max_length=max_length, return_tensors="pt")
-    input_ids = enc["input_ids"].long()
-    if original_loss:
-        return {"input_ids": input_ids, "labels": input_ids.clone()}
-    attention_mask = enc["attention_mask"].long()
-    labels = input_ids.masked_fill(attention_mask == 0, IGNORE_INDEX)
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    return caption_inputs(enc["input_ids"].long(), enc["attention_mask"].long(), score_padding)
 
 
 class SampleCollate:
@@ -149,7 +145,7 @@ class SampleCollate:
         self.tokenizer = load_tokenizer(tokenizer)
         self.image_prefix = spec.image_prefix
         self.max_caption_tokens = spec.max_caption_tokens
-        self.original_loss = spec.caption_loss == "original"
+        self.score_padding = scores_padding(spec.caption_loss)
         self.images = spec.images
         self.image_size = spec.image_size
         self.want_embeds = kind == "features" and spec.images
@@ -201,10 +197,8 @@ class SampleCollate:
             raise CorruptSample(f"{key}: .json 'words' is {words!r}, not a count")
         return words
 
-    def __call__(
-        self, raws: list[dict[str, Any] | Exception]
-    ) -> tuple[dict[str, Any], list[tuple[int, str]]]:
-        """(batch dict, [(position, reason)] of the samples left out as undecodable).
+    def __call__(self, raws: list[dict[str, Any] | Exception]) -> tuple[LoaderBatch, list[tuple[int, str]]]:
+        """(batch, [(position, reason)] of the samples left out as undecodable).
 
         `raws` holds parsed samples, or the exception that parsing a sample's bytes raised.
         """
@@ -232,11 +226,7 @@ class SampleCollate:
             captions.append(caption)
             if emb is not None:
                 embeds.append(emb)
-        out: dict[str, Any] = {"keys": keys, "captions": captions}
-        if self.count_words:
-            out["words"] = words  # of the kept samples: a skipped sample is not seen
-        if slot >= 0:
-            out["_slot"] = slot
+        out: dict[str, torch.Tensor] = {}
         if pixels is not None:
             # (B, 3, S, S) with channels-last strides: a view of the (B, S, S, 3) decode buffer.
             # The NCHW copy would cost a third of the decode time here; on the device it is free.
@@ -250,7 +240,9 @@ class SampleCollate:
         if self.tokenizer is not None:
             out.update(
                 tokenize_captions(
-                    self.tokenizer, captions, self.image_prefix, self.max_caption_tokens, self.original_loss
+                    self.tokenizer, captions, self.image_prefix, self.max_caption_tokens, self.score_padding
                 )
             )
-        return out, bad
+        # words: of the kept samples (a skipped sample is not seen)
+        batch = LoaderBatch(out, keys, captions, words if self.count_words else None, slot=slot)
+        return batch, bad

@@ -18,28 +18,31 @@ How it is built, and what webdataset does in it:
 So webdataset remains where it fits this design: its bounded shuffle buffer (in the plan), its
 key rule for tar members, and its TarWriter (in `babylm.shards`, which writes the shards).
 
-Batch formats (per rank):
-- image_text: {"keys": [str], "captions": [str], "pixel_values": uint8 (B, 3, S, S),
-  "input_ids", "attention_mask", "labels": long (B, T)} (token fields only with a tokenizer;
-  no pixel_values with images=False). pixel_values has channels-last strides (it is a view of
-  the (B, S, S, 3) decode buffer); `.to(device)` then normalizing on the device handles that,
-  `.contiguous()` makes it NCHW-contiguous if some code needs it;
+Both loaders implement `TrainLoader` (`contract.py`): a step is `{stream: LoaderBatch}`, with the
+stream "caption" (image_text, features) or "text" (tokens); `PairedLoader` gives both. Per stream
+(`LoaderBatch`: `keys`, `captions`, `words` beside `inputs`, the model inputs):
+- image_text: `captions`; inputs "pixel_values": uint8 (B, 3, S, S), "input_ids",
+  "attention_mask", "labels": long (B, T) (token fields only with a tokenizer, no attention_mask
+  with caption_loss="original"; no pixel_values with images=False). pixel_values has
+  channels-last strides (it is a view of the (B, S, S, 3) decode buffer); `.to(device)` then
+  normalizing on the device handles that, `.contiguous()` makes it NCHW-contiguous if needed;
 - features: the same with "image_embeds": float32 (B, 768) or (B, N, 768) instead of pixels;
-- tokens: {"keys": [chunk id], "input_ids": long (B, seq_len), "labels": a copy of input_ids};
-- paired (`PairedLoader`): {"caption": image_text/features batch, "text": tokens batch}.
+- tokens: keys are chunk ids; inputs "input_ids": long (B, seq_len), "labels": a copy of it.
 An undecodable sample is left out of its batch (so B can be smaller), counted and logged.
+`ShardLoader.batches()` iterates one stream's bare `LoaderBatch`es.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from babylm.train.data.buffers import RING_EXTRA, BufferFlags, WorkerBuffers, pop_slot, set_worker_buffers
+from babylm.train.data.buffers import RING_EXTRA, BufferFlags, WorkerBuffers, set_worker_buffers
+from babylm.train.data.contract import LoaderBatch, TrainLoader
 from babylm.train.data.paired import PairedLoader
 from babylm.train.data.plan import EpochCursor, worker_steps
 from babylm.train.data.sources import make_source
@@ -48,7 +51,16 @@ from babylm.train.data.spec import LoaderSpec, Source
 log = logging.getLogger("babylm.train.loader")
 
 STATE_VERSION = 1
-__all__ = ["CorruptDataError", "LoaderSpec", "PairedLoader", "ShardLoader", "build_loader", "make_source"]
+__all__ = [
+    "CorruptDataError",
+    "LoaderBatch",
+    "LoaderSpec",
+    "PairedLoader",
+    "ShardLoader",
+    "TrainLoader",
+    "build_loader",
+    "make_source",
+]
 
 
 class CorruptDataError(RuntimeError):
@@ -63,7 +75,7 @@ class _EpochStream(IterableDataset):
         self.rank, self.batch_size, self.start = rank, batch_size, start
         self.flags: BufferFlags | None = None  # the workers' batch buffer rings (None: fresh buffers)
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[LoaderBatch]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         if info is not None:
@@ -77,7 +89,7 @@ class _EpochStream(IterableDataset):
                 batch = self.source.batch(
                     self.order, self.cursor.rank_positions(step, self.rank, self.batch_size)
                 )
-                batch["_step"] = step
+                batch.step = step
                 yield batch
         finally:
             self.source.will_read(self.order, ())  # stopped early: no more downloads for this plan
@@ -88,10 +100,12 @@ def _fresh_counters() -> dict[str, Any]:
 
 
 class ShardLoader:
-    """Batches of one rank over one kind of shards; iterate it once per epoch.
+    """Batches of one rank over one kind of shards, one stream (a `TrainLoader`); iterate it once
+    per epoch.
 
-    Iterating yields the rest of the current epoch (from `step`), then moves to the next epoch.
-    `state_dict()` taken after a batch was handed out resumes right after that batch.
+    Iterating yields the rest of the current epoch (from `step`) as `{stream: batch}`, then moves
+    to the next epoch; `batches()` yields the bare batches. `state_dict()` taken after a batch was
+    handed out resumes right after that batch.
     """
 
     def __init__(
@@ -103,9 +117,11 @@ class ShardLoader:
         workers: int = 0,
         spec: LoaderSpec | None = None,
         multiprocessing_context: Any = None,
+        stream: str | None = None,
     ):
         """`batch_size` and `workers` are this stream's (a paired loader's streams differ); the
-        rest of the settings come from `spec` (seed, corrupt limit, pinning, prefetch)."""
+        rest of the settings come from `spec` (seed, corrupt limit, pinning, prefetch). `stream`
+        names the batches (None: "text" for tokens, "caption" for image_text and features)."""
         spec = spec or LoaderSpec()
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world size {world_size}")
@@ -113,6 +129,7 @@ class ShardLoader:
             raise ValueError(f"batch_size must be >= 1 and workers >= 0, got {batch_size}, {workers}")
         self.source = source
         self.kind = source.kind
+        self.streams = (stream or ("text" if source.kind == "tokens" else "caption"),)
         self.batch_size, self.world_size, self.rank = batch_size, world_size, rank
         self.workers, self.seed = workers, spec.seed
         self.max_corrupt_fraction = spec.max_corrupt_fraction
@@ -123,6 +140,19 @@ class ShardLoader:
         self.step = 0
         self._base = (0, 0)  # (consumed offset, step) the current epoch's batches count from
         self.corrupt = _fresh_counters()
+
+    @property
+    def samples_per_epoch(self) -> dict[str, int]:
+        return {self.streams[0]: self.num_samples}
+
+    @property
+    def skipped(self) -> int:
+        """Undecodable samples this loader has left out so far."""
+        return int(self.corrupt["total_skipped"])
+
+    @property
+    def has_words(self) -> bool:
+        return bool(self.source.has_words)
 
     @property
     def global_batch(self) -> int:
@@ -164,7 +194,16 @@ class ShardLoader:
         self.corrupt["epoch_seen"] = 0
         self.corrupt["epoch_skipped"] = 0
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[dict[str, LoaderBatch]]:
+        name, batches = self.streams[0], self.batches()
+        try:
+            for batch in batches:
+                yield {name: batch}
+        finally:
+            batches.close()  # stopped early: the workers go now, not when the generator is collected
+
+    def batches(self) -> Generator[LoaderBatch, None, None]:
+        """The rest of the current epoch's batches, then the move to the next epoch."""
         cursor = self._cursor()
         if self.step < cursor.steps:
             log.info(
@@ -174,18 +213,16 @@ class ShardLoader:
             order = self.source.order(self.seed, self.epoch)
             stream = _EpochStream(self.source, order, cursor, self.rank, self.batch_size, self.step)
             for batch in self._batches(stream):
-                step = batch.pop("_step")
-                if step != self.step:
-                    raise RuntimeError(f"loader got step {step} while expecting {self.step}")
-                self._account(batch.pop("_corrupt"))
-                slot = pop_slot(batch)
-                if slot >= 0 and stream.flags is not None:
-                    stream.flags.release_when_freed(batch["pixel_values"], slot)
-                self.step = step + 1
+                if batch.step != self.step:
+                    raise RuntimeError(f"loader got step {batch.step} while expecting {self.step}")
+                self._account(batch.corrupt)
+                if batch.slot >= 0 and stream.flags is not None:
+                    stream.flags.release_when_freed(batch.inputs["pixel_values"], batch.slot)
+                self.step = batch.step + 1
                 yield self.source.finish(batch)
         self._finish_epoch()
 
-    def _batches(self, stream: _EpochStream) -> Iterator[dict[str, Any]]:
+    def _batches(self, stream: _EpochStream) -> Iterator[LoaderBatch]:
         if self.workers == 0:
             return iter(stream)
         if self.recycle_buffers:

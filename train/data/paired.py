@@ -13,11 +13,14 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from babylm.train.data.contract import LoaderBatch
     from babylm.train.data.loader import ShardLoader
 
 
 class PairedLoader:
-    """Yields {"caption": caption batch, "text": tokens batch} per step."""
+    """Yields {"caption": caption batch, "text": tokens batch} per step (a `TrainLoader`)."""
+
+    streams = ("caption", "text")
 
     def __init__(self, caption: ShardLoader, text: ShardLoader):
         for name, child in (("caption", caption), ("text", text)):
@@ -38,6 +41,19 @@ class PairedLoader:
     @property
     def step(self) -> int:
         return self.long.step
+
+    @property
+    def samples_per_epoch(self) -> dict[str, int]:
+        return {"caption": self.caption.num_samples, "text": self.text.num_samples}
+
+    @property
+    def skipped(self) -> int:
+        """Undecodable samples both streams have left out so far."""
+        return self.caption.skipped + self.text.skipped
+
+    @property
+    def has_words(self) -> bool:
+        return self.caption.has_words and self.text.has_words
 
     @property
     def steps_per_epoch(self) -> int:
@@ -61,16 +77,16 @@ class PairedLoader:
         per_pass = self.short.num_samples // self.short.global_batch
         self.short.seek(done // per_pass, done % per_pass)
 
-    def _short_stream(self) -> Iterator[dict[str, Any]]:
+    def _short_stream(self) -> Iterator[LoaderBatch]:
         while True:
-            it = iter(self.short)
+            it = self.short.batches()
             try:
                 yield from it
             finally:
-                it.close()  # type: ignore[attr-defined]
+                it.close()
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        long, short = iter(self.long), self._short_stream()
+    def __iter__(self) -> Iterator[dict[str, LoaderBatch]]:
+        long, short = self.long.batches(), self._short_stream()
         try:
             for long_batch in long:
                 short_batch = next(short)
@@ -80,7 +96,7 @@ class PairedLoader:
                     yield {"caption": short_batch, "text": long_batch}
         finally:
             short.close()
-            long.close()  # type: ignore[attr-defined]
+            long.close()
 
     def state_dict(self) -> dict[str, Any]:
         return {"paired": True, "caption": self.caption.state_dict(), "text": self.text.state_dict()}

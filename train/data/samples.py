@@ -180,12 +180,12 @@ def samples(
         err=True,
     )
     end = total if steps is None else min(total, start_step + steps)
-    iterators = [iter(loader) for loader in loaders]
+    iterators = [loader.batches() for loader in loaders]
     try:
         for step in range(start_step, end):
             for rank, it in enumerate(iterators):
                 batch = next(it)
-                line = {"epoch": epoch, "step": step, "rank": rank, "keys": batch["keys"]}
+                line = {"epoch": epoch, "step": step, "rank": rank, "keys": batch.keys}
                 sys.stdout.write(json.dumps(line) + "\n")
             sys.stdout.flush()
         if end == total:
@@ -195,4 +195,4 @@ def samples(
                     raise RuntimeError("a loader yielded more batches than its steps per epoch")
     finally:
         for it in iterators:
-            it.close()  # type: ignore[attr-defined]
+            it.close()

@@ -4,7 +4,7 @@ A source knows its number of items per epoch (`num_items`: samples, or token chu
 parameters that fix its order (`plan()`, stored in the loader state), the epoch order
 (`order(seed, epoch)`, computed once per epoch in the rank's main process and inherited by the
 forked workers), how to assemble the batch at given positions of that order (`batch`, run in
-the workers) and what to add to it in the consumer process (`finish`). `make_source` resolves dataset locations into a source. The interface is `spec.Source`.
+the workers, as a `LoaderBatch`) and what to add to it in the consumer process (`finish`). `make_source` resolves dataset locations into a source. The interface is `spec.Source`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 
 from babylm.shards import ShardEntry, open_dataset
 from babylm.train.data.collate import SampleCollate
+from babylm.train.data.contract import LoaderBatch
 from babylm.train.data.plan import chunk_order, sample_order
 from babylm.train.data.shard_files import ShardFiles
 from babylm.train.data.spec import LoaderSpec, Source
@@ -68,7 +69,7 @@ class TarSource:
     def will_read(self, order: tuple[np.ndarray, np.ndarray], positions: Iterable[np.ndarray]) -> None:
         self.files.will_read((order[0][p], order[1][p]) for p in positions)
 
-    def batch(self, order: tuple[np.ndarray, np.ndarray], positions: np.ndarray) -> dict[str, Any]:
+    def batch(self, order: tuple[np.ndarray, np.ndarray], positions: np.ndarray) -> LoaderBatch:
         shard_ids, sample_ids = order[0][positions].tolist(), order[1][positions].tolist()
         chunks = self.files.read_samples(shard_ids, sample_ids)
         raws: list[dict[str, Any] | Exception] = []
@@ -81,14 +82,13 @@ class TarSource:
             except ValueError as e:  # a damaged header inside the sample's range
                 raws.append(e)
         out, bad = self.collate(raws)
-        corrupt = [
+        out.corrupt = [
             {"shard": self.files.shards[shard_ids[j]].url, "index": sample_ids[j], "error": reason}
             for j, reason in bad
         ]
-        out["_corrupt"] = corrupt
         return out
 
-    def finish(self, batch: dict[str, Any]) -> dict[str, Any]:
+    def finish(self, batch: LoaderBatch) -> LoaderBatch:
         return batch
 
 
@@ -115,15 +115,14 @@ class TokenChunks:
     def will_read(self, order: np.ndarray, positions: Iterable[np.ndarray]) -> None:
         pass  # token shards are memory-mapped (local) or read whole (remote) already
 
-    def batch(self, order: np.ndarray, positions: np.ndarray) -> dict[str, Any]:
+    def batch(self, order: np.ndarray, positions: np.ndarray) -> LoaderBatch:
         out = self.source.batch(order[positions])
-        out["_corrupt"] = []
-        return out
+        return LoaderBatch({"input_ids": out["input_ids"]}, out["keys"], words=out.get("words"))
 
-    def finish(self, batch: dict[str, Any]) -> dict[str, Any]:
+    def finish(self, batch: LoaderBatch) -> LoaderBatch:
         # labels = input_ids, copied here in the consumer: moving a second tensor out of a
         # worker costs more (a shared-memory segment each) than this copy.
-        batch["labels"] = batch["input_ids"].clone()
+        batch.inputs["labels"] = batch.inputs["input_ids"].clone()
         return batch
 
 

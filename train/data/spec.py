@@ -12,11 +12,14 @@ import dataclasses
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 # How a token stream is cut into chunks, and what a caption's labels are (see LoaderSpec).
 Chunking = Literal["stream", "original"]
 CaptionLoss = Literal["masked", "original"]
+
+if TYPE_CHECKING:
+    from babylm.train.data.contract import LoaderBatch
 
 
 @dataclass(frozen=True)
@@ -134,10 +137,10 @@ class Source(Protocol):
         sources fetch ahead what they need; the batches are right without it)."""
         ...
 
-    def batch(self, order: Any, positions: Any) -> dict[str, Any]:
-        """The batch of the items at `positions` of `order`, with `_corrupt`: the ones left out."""
+    def batch(self, order: Any, positions: Any) -> LoaderBatch:
+        """The batch of the items at `positions` of `order`, with `corrupt`: the ones left out."""
         ...
 
-    def finish(self, batch: dict[str, Any]) -> dict[str, Any]:
+    def finish(self, batch: LoaderBatch) -> LoaderBatch:
         """What the consumer process adds to a batch."""
         ...

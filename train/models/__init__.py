@@ -2,11 +2,13 @@
 
 `build_model(kind, size=..., vision_encoder=...)` builds one (the facts of each kind are its record
 in `babylm.train.kinds`; `build.ARCHITECTURES` holds each architecture's sizes, config and class);
-`token_loss_sum` gives the trainer a summed loss and target count; `normalize_images` turns the loaders' uint8 images into encoder input.
+`token_loss_sum` (from `babylm.train.losses`, re-exported) gives a summed loss and target count;
+`normalize_images` turns the loaders' uint8 images into encoder input.
 The Flamingo and GIT classes (causal LM and sequence classifier) live in self-contained files (`modeling_babylm_*.py`,
 `configuration_babylm_*.py`, `processing_babylm.py`) that `babylm.train.export` ships as remote code.
 """
 
+from ..losses import is_masked_lm, mask_tokens, token_loss_sum, unwrap_model
 from .build import (
     MODEL_KINDS,
     MULTIMODAL_KINDS,
@@ -24,7 +26,6 @@ from .build import (
 )
 from .configuration_babylm_flamingo import BabyLMFlamingoConfig
 from .configuration_babylm_git import BabyLMGitConfig
-from .losses import is_masked_lm, mask_tokens, token_loss_sum, unwrap_model
 from .modeling_babylm_flamingo import BabyLMFlamingoForCausalLM, BabyLMFlamingoForSequenceClassification
 from .modeling_babylm_git import BabyLMGitForCausalLM, BabyLMGitForSequenceClassification
 from .text_models import BabyLMOPTForCausalLM, BabyLMRobertaForMaskedLM

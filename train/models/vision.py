@@ -11,7 +11,7 @@ from torch import nn
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, ViTConfig, ViTModel
 from transformers.image_utils import PILImageResampling
 
-from .losses import unwrap_model
+from ..losses import unwrap_model
 from .modeling_babylm_common import DINO_MEAN, DINO_STD
 
 try:  # transformers 5 splits the PIL and torchvision backends; the PIL one needs no torchvision.

@@ -111,11 +111,11 @@ def _ddp_main() -> None:
     )
     loader.set_epoch(args.epoch)
     steps = []
-    for step, batch in enumerate(loader):
+    for step, batch in enumerate(loader.batches()):
         # Every rank must take part in every step: a rank with fewer batches would hang here.
-        t = torch.tensor([len(batch["keys"])])
+        t = torch.tensor([len(batch.keys)])
         dist.all_reduce(t)
-        steps.append({"step": step, "keys": batch["keys"], "pixels": list(batch["pixel_values"].shape)})
+        steps.append({"step": step, "keys": batch.keys, "pixels": list(batch.inputs["pixel_values"].shape)})
     done = torch.tensor([len(steps)])
     dist.all_reduce(done, op=dist.ReduceOp.MAX)
     result = {"rank": rank, "steps": steps, "max_steps": int(done), "state": loader.state_dict()}

@@ -39,7 +39,7 @@ def rows_of(folder) -> list[list[int]]:
 
 def epoch_chunks(folder, chunking: str, tmp_path) -> tuple[list[tuple[int, ...]], Any]:
     loader = build_loader(folder, batch_size=8, seq_len=SEQ, chunking=chunking, cache_dir=tmp_path / "c")
-    return [tuple(row) for batch in loader for row in batch["input_ids"].tolist()], loader
+    return [tuple(row) for batch in loader.batches() for row in batch.inputs["input_ids"].tolist()], loader
 
 
 def test_original_chunking_gives_the_originals_chunks(tokens, tmp_path):

@@ -44,7 +44,7 @@ def all_keys(sizes) -> set[str]:
 
 
 def epoch_keys(loader) -> list[list[str]]:
-    return [b["keys"] for b in loader]
+    return [b.keys for b in loader.batches()]
 
 
 def ranks_epoch(make, location, world, batch, epoch=0, **kw) -> list[list[list[str]]]:
@@ -100,18 +100,18 @@ def test_global_batch_is_the_same_whatever_the_split_into_ranks(image_text, make
 
 
 def test_exact_resume_gives_the_same_batches(image_text, make):
-    full = list(make(image_text, batch_size=4, world_size=2, rank=1, workers=2))
+    full = list(make(image_text, batch_size=4, world_size=2, rank=1, workers=2).batches())
     loader = make(image_text, batch_size=4, world_size=2, rank=1, workers=2)
-    first = list(itertools.islice(iter(loader), 5))
+    first = list(itertools.islice(loader.batches(), 5))
     state = loader.state_dict()
     assert (state["epoch"], state["step"], state["consumed"]) == (0, 5, 40)
     resumed = make(image_text, batch_size=4, world_size=2, rank=1, workers=2)
     resumed.load_state_dict(state)
-    rest = list(resumed)
+    rest = list(resumed.batches())
     assert len(first) + len(rest) == len(full)
     for got, want in zip(first + rest, full, strict=True):
-        assert got["keys"] == want["keys"]
-        assert torch.equal(got["pixel_values"], want["pixel_values"])
+        assert got.keys == want.keys
+        assert torch.equal(got.inputs["pixel_values"], want.inputs["pixel_values"])
     fresh = make(image_text, batch_size=4, world_size=2, rank=1)
     fresh.set_epoch(1)
     assert resumed.state_dict()["epoch"] == 1 and epoch_keys(resumed) == epoch_keys(fresh)
@@ -137,15 +137,15 @@ def test_elastic_resume_two_ranks_to_one_and_back(image_text, make):
     seen: list[str] = []
     # 5 steps on (2 ranks, 2 workers)
     loaders = [make(image_text, rank=r, **kw2) for r in range(2)]
-    its = [iter(x) for x in loaders]
+    its = [x.batches() for x in loaders]
     for _ in range(5):
-        seen += [k for it in its for k in next(it)["keys"]]
+        seen += [k for it in its for k in next(it).keys]
     state = loaders[0].state_dict()
     # 6 more on (1 rank, 3 workers)
     one = make(image_text, **kw1)
     one.load_state_dict(state)
-    it = iter(one)
-    middle = [next(it)["keys"] for _ in range(6)]
+    it = one.batches()
+    middle = [next(it).keys for _ in range(6)]
     assert middle == reference[5:11]
     seen += [k for b in middle for k in b]
     # back to (2 ranks, 2 workers) for the rest of the epoch
@@ -164,8 +164,8 @@ def test_elastic_resume_two_ranks_to_one_and_back(image_text, make):
 
 def test_resume_with_a_different_global_batch_still_covers_the_epoch_once(image_text, make):
     loader = make(image_text, batch_size=8)
-    it = iter(loader)
-    seen = [k for _ in range(7) for k in next(it)["keys"]]
+    it = loader.batches()
+    seen = [k for _ in range(7) for k in next(it).keys]
     state = loader.state_dict()
     per_rank = []
     for r in range(2):
@@ -189,16 +189,16 @@ def test_state_from_other_data_or_seed_is_refused(image_text, make, tmp_path):
 def test_corrupt_sample_is_skipped_counted_and_logged(tmp_path, make, caplog):
     data = write_image_text(tmp_path / "bad", [120, 80], corrupt={"s01-00007"})
     with caplog.at_level(logging.WARNING, logger="babylm.train.loader"):
-        batches = list(make(data, batch_size=8))
-    keys = [k for b in batches for k in b["keys"]]
+        batches = list(make(data, batch_size=8).batches())
+    keys = [k for b in batches for k in b.keys]
     assert "s01-00007" not in keys and len(keys) == 199
-    assert sorted(len(b["keys"]) for b in batches)[0] == 7
-    short = next(b for b in batches if len(b["keys"]) == 7)
-    assert short["pixel_values"].shape == (7, 3, 32, 32)
+    assert sorted(len(b.keys) for b in batches)[0] == 7
+    short = next(b for b in batches if len(b.keys) == 7)
+    assert short.inputs["pixel_values"].shape == (7, 3, 32, 32)
     assert "shard-000001.tar" in caplog.text and "s01-00007" in caplog.text
     # The count is in the loader state, and a resume carries it on.
     loader = make(data, batch_size=8)
-    it = iter(loader)
+    it = loader.batches()
     while loader.corrupt["total_skipped"] == 0:
         next(it)
     state = loader.state_dict()
@@ -206,7 +206,7 @@ def test_corrupt_sample_is_skipped_counted_and_logged(tmp_path, make, caplog):
     assert state["corrupt"]["by_shard"] == {str(data / "shard-000001.tar"): 1}
     resumed = make(data, batch_size=8)
     resumed.load_state_dict(state)
-    list(resumed)
+    list(resumed.batches())
     assert resumed.corrupt["total_skipped"] == 1 and resumed.epoch == 1
 
 
@@ -215,7 +215,9 @@ def test_too_many_corrupt_samples_fail_loudly_naming_the_shard(tmp_path, make):
     data = write_image_text(tmp_path / "bad", [100, 100], corrupt=bad)
     with pytest.raises(CorruptDataError, match="shard-000001.tar"):
         list(make(data, batch_size=8))
-    assert len([k for b in make(data, batch_size=8, max_corrupt_fraction=0.1) for k in b["keys"]]) == 190
+    assert (
+        len([k for b in make(data, batch_size=8, max_corrupt_fraction=0.1).batches() for k in b.keys]) == 190
+    )
 
 
 def test_shard_size_differing_from_manifest_fails_at_open(tmp_path, make):
@@ -236,17 +238,17 @@ def test_caption_collate_tokenizes_pads_truncates_and_masks(tmp_path, make, tiny
 
     tok = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
     data = write_image_text(tmp_path / "it", [6])
-    batch = next(iter(make(data, batch_size=6, tokenizer=tiny_tokenizer_dir)))
-    ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+    batch = next(make(data, batch_size=6, tokenizer=tiny_tokenizer_dir).batches())
+    ids, mask, labels = batch.inputs["input_ids"], batch.inputs["attention_mask"], batch.inputs["labels"]
     image_id = tok.convert_tokens_to_ids("<image>")
     assert ids.dtype == torch.long and ids.shape == mask.shape == labels.shape
     assert (ids[:, 0] == image_id).all()
     assert torch.equal(labels[mask == 1], ids[mask == 1]) and (labels[mask == 0] == -100).all()
     assert (ids[mask == 0] == tok.pad_token_id).all()
-    want = tok([f"<image> {c}" for c in batch["captions"]], padding="longest", return_tensors="pt")
+    want = tok([f"<image> {c}" for c in batch.captions], padding="longest", return_tensors="pt")
     assert torch.equal(ids, want["input_ids"])
-    short = next(iter(make(data, batch_size=6, tokenizer=tok, max_caption_tokens=5, image_prefix=None)))
-    assert short["input_ids"].shape[1] == 5 and (short["input_ids"][:, 0] != image_id).all()
+    short = next(make(data, batch_size=6, tokenizer=tok, max_caption_tokens=5, image_prefix=None).batches())
+    assert short.inputs["input_ids"].shape[1] == 5 and (short.inputs["input_ids"][:, 0] != image_id).all()
 
 
 def test_original_caption_loss_keeps_padding_in_the_labels_and_passes_no_mask(
@@ -259,7 +261,7 @@ def test_original_caption_loss_keeps_padding_in_the_labels_and_passes_no_mask(
     tok = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
     captions = ["a red square", "the quick brown fox jumps over the lazy dog near the river bank"]
     masked = data_collate.tokenize_captions(tok, captions)
-    original = data_collate.tokenize_captions(tok, captions, original_loss=True)
+    original = data_collate.tokenize_captions(tok, captions, score_padding=True)
     assert "attention_mask" not in original
     assert torch.equal(original["input_ids"], masked["input_ids"])
     assert torch.equal(original["labels"], original["input_ids"])
@@ -268,16 +270,18 @@ def test_original_caption_loss_keeps_padding_in_the_labels_and_passes_no_mask(
     assert (original["labels"][padded] == tok.pad_token_id).all() and (masked["labels"][padded] == -100).all()
     # The loader passes the setting through to the workers' collate.
     data = write_image_text(tmp_path / "it", [6])
-    batch = next(iter(make(data, batch_size=6, tokenizer=tiny_tokenizer_dir, caption_loss="original")))
-    assert "attention_mask" not in batch and torch.equal(batch["labels"], batch["input_ids"])
+    batch = next(make(data, batch_size=6, tokenizer=tiny_tokenizer_dir, caption_loss="original").batches())
+    assert "attention_mask" not in batch.inputs and torch.equal(
+        batch.inputs["labels"], batch.inputs["input_ids"]
+    )
 
 
 def test_text_only_captions_skip_image_decoding(tmp_path, make, monkeypatch):
     monkeypatch.setattr(data_collate, "decode_image_into", lambda *a: pytest.fail("decoded an image"))
     data = write_image_text(tmp_path / "it", [10, 6], corrupt={"s00-00001"})
-    batches = list(make(data, batch_size=4, images=False))
-    assert all("pixel_values" not in b for b in batches) and len(batches) == 4
-    assert sum(len(b["captions"]) for b in batches) == 16  # nothing to decode, nothing corrupt
+    batches = list(make(data, batch_size=4, images=False).batches())
+    assert all("pixel_values" not in b.inputs for b in batches) and len(batches) == 4
+    assert sum(len(b.captions) for b in batches) == 16  # nothing to decode, nothing corrupt
 
 
 def reference_pixels(key: str, size: int) -> np.ndarray:
@@ -288,33 +292,36 @@ def reference_pixels(key: str, size: int) -> np.ndarray:
 @pytest.mark.parametrize("workers", [0, 2])
 def test_pixels_are_the_decoded_jpeg_in_uint8_nchw(tmp_path, make, workers):
     data = write_image_text(tmp_path / "it", [9, 7])
-    for batch in make(data, batch_size=4, workers=workers):
-        pix = batch["pixel_values"]
+    for batch in make(data, batch_size=4, workers=workers).batches():
+        pix = batch.inputs["pixel_values"]
         assert pix.shape == (4, 3, 32, 32) and pix.dtype == torch.uint8
-        for key, img in zip(batch["keys"], pix.contiguous(), strict=True):
+        for key, img in zip(batch.keys, pix.contiguous(), strict=True):
             assert np.array_equal(img.numpy(), reference_pixels(key, 32))
 
 
 def test_images_of_other_sizes_are_center_cropped(tmp_path, make):
     data = write_image_text(tmp_path / "big", [5], image_size=48)
-    batch = next(iter(make(data, batch_size=5, image_size=32)))
-    assert batch["pixel_values"].shape == (5, 3, 32, 32) and batch["pixel_values"].dtype == torch.uint8
-    for key, img in zip(batch["keys"], batch["pixel_values"], strict=True):
+    batch = next(make(data, batch_size=5, image_size=32).batches())
+    assert (
+        batch.inputs["pixel_values"].shape == (5, 3, 32, 32)
+        and batch.inputs["pixel_values"].dtype == torch.uint8
+    )
+    for key, img in zip(batch.keys, batch.inputs["pixel_values"], strict=True):
         assert np.array_equal(img.numpy(), reference_pixels(key, 48)[:, 8:40, 8:40])
-    small = next(iter(make(data, batch_size=5, image_size=64)))
-    assert small["pixel_values"].shape == (5, 3, 64, 64)
+    small = next(make(data, batch_size=5, image_size=64).batches())
+    assert small.inputs["pixel_values"].shape == (5, 3, 64, 64)
 
 
 def test_features_batches(tmp_path, make):
     data = write_image_text(tmp_path / "feat", [7, 9], features=True, corrupt={"s01-00004"})
-    batches = list(make(data, batch_size=4, max_corrupt_fraction=0.2))
-    assert len(batches) == 4 and sorted(len(b["keys"]) for b in batches) == [3, 4, 4, 4]
+    batches = list(make(data, batch_size=4, max_corrupt_fraction=0.2).batches())
+    assert len(batches) == 4 and sorted(len(b.keys) for b in batches) == [3, 4, 4, 4]
     for b in batches:
-        emb = b["image_embeds"]
-        assert emb.shape == (len(b["keys"]), 768) and emb.dtype == torch.float32
-        want = [int(k[1:3]) * 1000 + int(k[4:]) for k in b["keys"]]
+        emb = b.inputs["image_embeds"]
+        assert emb.shape == (len(b.keys), 768) and emb.dtype == torch.float32
+        want = [int(k[1:3]) * 1000 + int(k[4:]) for k in b.keys]
         assert emb[:, 0].tolist() == want
-    assert "s01-00004" not in [k for b in batches for k in b["keys"]]
+    assert "s01-00004" not in [k for b in batches for k in b.keys]
 
 
 def test_long_keys_with_pax_headers_are_read(tmp_path, make):
@@ -325,14 +332,14 @@ def test_long_keys_with_pax_headers_are_read(tmp_path, make):
         for i in range(6):
             w.write({"__key__": f"{'k' * 120}{i}", "txt": f"c{i}", "jpg": b"x"})
     write_manifest(folder, Manifest(kind="image_text", shards=[w.entry]))
-    keys = sorted(k for b in make(folder, batch_size=3, images=False) for k in b["keys"])
+    keys = sorted(k for b in make(folder, batch_size=3, images=False).batches() for k in b.keys)
     assert keys == [f"{'k' * 120}{i}" for i in range(6)]
 
 
 def test_several_locations_are_one_stream(tmp_path, make):
     a = write_image_text(tmp_path / "a", [10])
     b = write_image_text(tmp_path / "b", [7, 5])
-    keys = [k for batch in make([a, b], batch_size=2, images=False) for k in batch["keys"]]
+    keys = [k for batch in make([a, b], batch_size=2, images=False).batches() for k in batch.keys]
     # Both datasets have keys s00-00000..; each sample of each dataset comes once.
     assert Counter(keys) == Counter([key_of(0, i) for i in range(10)] + list(all_keys([7, 5])))
 
@@ -344,13 +351,16 @@ def test_tokens_chunks_cover_the_stream_once(tmp_path, make):
     chunks, steps = [], []
     for r in range(2):
         loader = make(data, batch_size=3, world_size=2, rank=r, seq_len=16, workers=r)
-        batches = list(loader)
+        batches = list(loader.batches())
         steps.append(len(batches))
         for b in batches:
-            assert torch.equal(b["labels"], b["input_ids"]) and b["input_ids"].dtype == torch.long
-            for c, row in zip(b["keys"], b["input_ids"], strict=True):
+            assert (
+                torch.equal(b.inputs["labels"], b.inputs["input_ids"])
+                and b.inputs["input_ids"].dtype == torch.long
+            )
+            for c, row in zip(b.keys, b.inputs["input_ids"], strict=True):
                 assert row.tolist() == [(c * 16 + j) % 65536 for j in range(16)]
-            chunks += b["keys"]
+            chunks += b.keys
     assert steps == [total_chunks // 6] * 2
     assert len(chunks) == len(set(chunks)) == steps[0] * 6
     assert probe.dropped_per_epoch == total_chunks % 6
@@ -365,7 +375,7 @@ def test_paired_epoch_is_the_longer_stream_and_the_shorter_continues(tmp_path, m
     assert paired.steps_per_epoch == text_steps > 3 * 3
     batches = list(paired)
     assert len(batches) == text_steps and paired.epoch == 1
-    caption_keys = [b["caption"]["keys"] for b in batches]
+    caption_keys = [b["caption"].keys for b in batches]
     solo = make(it, batch_size=8, images=False)
     passes = [epoch_keys(solo) for _ in range(text_steps // 3 + 1)]
     assert caption_keys == [k for p in passes for k in p][:text_steps]
@@ -376,13 +386,13 @@ def test_paired_epoch_is_the_longer_stream_and_the_shorter_continues(tmp_path, m
     resumed = make(it, **kw)
     resumed.load_state_dict(again.state_dict())
     rest = list(resumed)
-    assert [b["caption"]["keys"] for b in head + rest] == caption_keys
-    assert [b["text"]["keys"] for b in head + rest] == [b["text"]["keys"] for b in batches]
+    assert [b["caption"].keys for b in head + rest] == caption_keys
+    assert [b["text"].keys for b in head + rest] == [b["text"].keys for b in batches]
     # set_epoch places the shorter stream where an uninterrupted run has it
     second = list(paired)
     jumped = make(it, **kw)
     jumped.set_epoch(1)
-    assert [b["caption"]["keys"] for b in jumped] == [b["caption"]["keys"] for b in second]
+    assert [b["caption"].keys for b in jumped] == [b["caption"].keys for b in second]
 
 
 def test_member_key_rule_is_webdatasets():

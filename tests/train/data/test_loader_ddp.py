@@ -61,4 +61,4 @@ def test_torchrun_two_ranks_two_workers_cover_epoch_once_with_equal_steps(tmp_pa
             data, batch_size=4, world_size=2, rank=r, image_size=32, cache_dir=tmp_path / "cache"
         )
         sim.set_epoch(1)
-        assert [b["keys"] for b in sim] == [s["keys"] for s in ranks[r]["steps"]]
+        assert [b.keys for b in sim.batches()] == [s["keys"] for s in ranks[r]["steps"]]

@@ -20,7 +20,7 @@ from tests.train.data.loader_fixtures import tiny_jpeg, write_image_text, write_
 
 
 def _keys(loader) -> list[str]:
-    return [k for batch in loader for k in batch["keys"]]
+    return [k for batch in loader.batches() for k in batch.keys]
 
 
 @pytest.fixture

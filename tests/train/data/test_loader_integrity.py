@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from babylm.train.data.contract import LoaderBatch
 from babylm.train.data.loader import build_loader
 from babylm.train.data.tar_index import ShardError
 from tests.loopback_server import Fault, LoopbackServer
@@ -29,15 +30,15 @@ def served(tmp_path_factory) -> Path:
     return root
 
 
-def _epoch(location, cache: Path, **kw) -> list[dict]:
+def _epoch(location, cache: Path, **kw) -> list[LoaderBatch]:
     kw = {"batch_size": 16, "image_size": 32, "seed": 4, **kw}
-    return list(build_loader(location, cache_dir=cache, **kw))
+    return list(build_loader(location, cache_dir=cache, **kw).batches())
 
 
-def _same(a: list[dict], b: list[dict]) -> None:
+def _same(a: list[LoaderBatch], b: list[LoaderBatch]) -> None:
     assert len(a) == len(b) > 0
     for x, y in zip(a, b, strict=True):
-        assert x["keys"] == y["keys"] and torch.equal(x["pixel_values"], y["pixel_values"])
+        assert x.keys == y.keys and torch.equal(x.inputs["pixel_values"], y.inputs["pixel_values"])
 
 
 def _flip_jpeg_byte(shard: Path, member: str) -> None:
@@ -58,7 +59,7 @@ def test_flipped_jpeg_byte_is_a_counted_corrupt_sample(tmp_path, remote):
     kw = dict(batch_size=8, max_corrupt_fraction=0.5)
     with LoopbackServer(tmp_path) as srv:
         loader = build_loader(f"{srv.url}/ds" if remote else data, cache_dir=tmp_path / "c", **kw)
-        keys = [k for b in loader for k in b["keys"]]
+        keys = [k for b in loader.batches() for k in b.keys]
     assert "s01-00005" not in keys and len(keys) == 79
     assert list(loader.corrupt["by_shard"].values()) == [1]
     assert loader.corrupt["total_skipped"] == 1
@@ -120,7 +121,7 @@ def test_shard_replaced_under_a_running_job_is_an_error_naming_it(tmp_path):
     )
     kw = dict(batch_size=8, shuffle_buffer=0, block_size=8, prefetch_batches=1, cache_dir=tmp_path / "c")
     with LoopbackServer(tmp_path) as srv:
-        loader = iter(build_loader(f"{srv.url}/ds", **kw))
+        loader = build_loader(f"{srv.url}/ds", **kw).batches()
         next(loader)
         for name in ("shard-000000.tar", "shard-000001.tar"):
             shutil.copy(other / name, data / name)
@@ -199,7 +200,7 @@ def test_remote_resume_on_another_topology_continues_like_local(tmp_path, served
     resumed step and gives the batches the local loader gives."""
     kw = dict(batch_size=16, image_size=32, seed=9, block_size=32, shuffle_buffer=128)
     local = build_loader(served / "it", cache_dir=tmp_path / "a", **kw)
-    it = iter(local)
+    it = local.batches()
     for _ in range(7):
         next(it)
     state = local.state_dict()
@@ -207,5 +208,5 @@ def test_remote_resume_on_another_topology_continues_like_local(tmp_path, served
     with LoopbackServer(served) as srv:
         remote = build_loader(f"{srv.url}/it", cache_dir=tmp_path / "b", workers=2, **kw)
         remote.load_state_dict(state)
-        rest_remote = list(remote)
+        rest_remote = list(remote.batches())
     _same(rest_remote, rest_local)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from babylm.train.data.contract import LoaderBatch
 from babylm.train.data.loader import build_loader
 from tests.train.data.loader_fixtures import write_image_text, write_tokens
 
@@ -73,16 +74,16 @@ def http_root(datasets):
 
 def _epoch(location, tmp_path, **kw):
     loader = build_loader(location, cache_dir=tmp_path / "cache", **kw)
-    return [b for b in loader]
+    return list(loader.batches())
 
 
-def _same(remote: list[dict], local: list[dict]) -> None:
+def _same(remote: list[LoaderBatch], local: list[LoaderBatch]) -> None:
     assert len(remote) == len(local) > 0
     for r, lo in zip(remote, local, strict=True):
-        assert r["keys"] == lo["keys"]
+        assert r.keys == lo.keys
         for name in ("pixel_values", "input_ids"):
-            if name in lo:
-                assert torch.equal(r[name], lo[name])
+            if name in lo.inputs:
+                assert torch.equal(r.inputs[name], lo.inputs[name])
 
 
 def test_http_image_text_same_batches_as_local(datasets, http_root, tmp_path):

@@ -37,7 +37,7 @@ def test_samples_command_prints_the_keys_every_rank_gets(tmp_path):
             max_corrupt_fraction=0.05,
         )
         loader.set_epoch(1)
-        assert [b["keys"] for b in loader] == [x["keys"] for x in lines if x["rank"] == r]
+        assert [b.keys for b in loader.batches()] == [x["keys"] for x in lines if x["rank"] == r]
     keys = [k for x in lines for k in x["keys"]]
     assert len(keys) == len(set(keys)) and "s02-00007" not in keys
     # After a resume at step 5, the same batches as the uninterrupted epoch.

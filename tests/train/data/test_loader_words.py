@@ -70,9 +70,9 @@ def test_token_batches_carry_their_chunks_words(tmp_path, chunking):
     expected = brute_chunk_words(lengths, words, starts, L)
     loader = build_loader(data, batch_size=5, seq_len=L, chunking=chunking)
     seen = 0
-    for b in loader:
-        assert b["words"] == sum(expected[c] for c in b["keys"])
-        seen += b["words"]
+    for b in loader.batches():
+        assert b.words == sum(expected[c] for c in b.keys)
+        seen += b.words
     assert seen > 0
 
 
@@ -81,7 +81,7 @@ def per_step_words(location, world, batch, workers=0, **kw) -> list[int]:
     steps = None
     for r in range(world):
         loader = build_loader(location, batch_size=batch, world_size=world, rank=r, workers=workers, **kw)
-        mine = [b["words"] for b in loader]
+        mine = [b.words for b in loader.batches()]
         steps = mine if steps is None else [a + b for a, b in zip(steps, mine, strict=True)]
     return steps
 
@@ -103,9 +103,9 @@ def test_caption_words_come_from_the_json_and_skipped_samples_do_not_count(tmp_p
     loader = build_loader(
         images, batch_size=10, image_size=32, cache_dir=tmp_path / "cache", max_corrupt_fraction=0.5
     )
-    (batch,) = list(loader)
-    assert "s00-00003" not in batch["keys"] and len(batch["keys"]) == 9
-    assert batch["words"] == sum(len(c.split()) for c in batch["captions"])
+    (batch,) = list(loader.batches())
+    assert "s00-00003" not in batch.keys and len(batch.keys) == 9
+    assert batch.words == sum(len(c.split()) for c in batch.captions)
 
 
 def write_old_tokens(folder) -> None:
@@ -130,5 +130,5 @@ def write_old_tokens(folder) -> None:
 def test_shards_without_word_counts_give_batches_without_words(tmp_path):
     write_old_tokens(tmp_path / "old")
     loader = build_loader(tmp_path / "old", batch_size=2, seq_len=8)
-    assert loader.source.has_words is False
-    assert "words" not in next(iter(loader))
+    assert loader.has_words is False
+    assert next(loader.batches()).words is None
