@@ -36,11 +36,10 @@ _NO_ARGS: tuple[type, ...] = tuple(
 # Data errors raised by modules that import torch: matched only once their module is loaded, so
 # `babylm-train --help` does not start torch.
 _LAZY_USER_ERRORS = (
-    ("babylm.train.data.tar_index", "ShardError"),
-    ("babylm.train.data.tar_index", "CorruptSample"),
+    ("babylm.shards.errors", "CorruptSample"),
     ("babylm.train.data.loader", "CorruptDataError"),
-    ("babylm.shards.tar_index", "TarIndexError"),
-    ("babylm.shards.tar_scan", "TarScanError"),
+    ("babylm.shards.index_file", "TarIndexError"),
+    ("babylm.shards.tar_samples", "TarScanError"),
 )
 
 # OSErrors about a path that the user can fix, and what to do.
