@@ -1,7 +1,14 @@
 """The shard format shared by `babylm.prep` (writes it) and `babylm.train` (reads it)."""
 
 from babylm.shards.atomic import atomic_write, atomic_write_bytes
-from babylm.shards.errors import FileTooLarge, NotRegularFile, RemoteError, ShardsError
+from babylm.shards.errors import (
+    CorruptSample,
+    FileTooLarge,
+    NotRegularFile,
+    RemoteError,
+    ShardError,
+    ShardsError,
+)
 from babylm.shards.manifest import (
     FORMAT_VERSION,
     KINDS,
@@ -16,7 +23,7 @@ from babylm.shards.manifest import (
 from babylm.shards.reader import (
     Dataset,
     DatasetNotFound,
-    iter_tar_samples,
+    ShardRef,
     open_dataset,
     open_file,
     read_npy,
@@ -24,6 +31,7 @@ from babylm.shards.reader import (
     token_column,
 )
 from babylm.shards.rolling import RollingWriter
+from babylm.shards.tar_samples import iter_tar_samples, parse_sample
 from babylm.shards.verify import ShardProblem, verify_dataset
 from babylm.shards.version import package_version
 from babylm.shards.writer import (
@@ -43,13 +51,16 @@ __all__ = [
     "KINDS",
     "MANIFEST_NAME",
     "ArrowShardWriter",
+    "CorruptSample",
     "Dataset",
     "DatasetNotFound",
     "Manifest",
     "ManifestError",
     "RollingWriter",
     "ShardEntry",
+    "ShardError",
     "ShardProblem",
+    "ShardRef",
     "ShardsError",
     "FileTooLarge",
     "NotRegularFile",
@@ -60,6 +71,7 @@ __all__ = [
     "open_dataset",
     "open_file",
     "parse_manifest",
+    "parse_sample",
     "read_entry",
     "read_npy",
     "read_token_table",

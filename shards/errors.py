@@ -5,6 +5,8 @@ Every message names the file or URL. The CLIs print them as one `Error:` line (e
 
 from __future__ import annotations
 
+import re
+
 
 class ShardsError(Exception):
     """A dataset file (manifest, shard, index) that cannot be read as it must be."""
@@ -28,3 +30,28 @@ class RemoteError(ShardsError, OSError):
         super().__init__(message)
         self.status = status
         self.retry = retry
+
+
+class ShardError(ShardsError, RuntimeError):
+    """A shard that cannot be used at all (missing, wrong size, unreadable tar structure, a
+    damaged or forged index, a remote read that keeps failing).
+
+    Raised in a DataLoader worker, torch re-raises it in the main process as
+    `ShardError("Caught ShardError in DataLoader worker process 0. Original Traceback ...")`: the
+    message keeps only what the worker's error said, so the CLI's one line is that."""
+
+    def __init__(self, message: str = ""):
+        super().__init__(_worker_message(message, type(self).__name__))
+
+
+def _worker_message(message: str, name: str) -> str:
+    if not message.startswith(f"Caught {name} in DataLoader worker") or "Traceback" not in message:
+        return message
+    # The traceback's last line is `module.path.ShardError: <the message>`.
+    found = list(re.finditer(rf"\n(?:[\w.]+\.)?{name}: ", message))
+    return f"{message[found[-1].end() :].strip()} (in a DataLoader worker)" if found else message
+
+
+class CorruptSample(ValueError):
+    """One sample that cannot be decoded (a failed checksum, a damaged header, a bad member):
+    skipped and counted, never fatal."""

@@ -40,7 +40,7 @@ class ShardEntry:
     tokens: int | None = None
     # Prep-specific facts of this shard (input rows it covers, skips by reason, ...).
     meta: dict[str, Any] = field(default_factory=dict)
-    # The tar index beside a tar shard: {"path", "bytes", "sha256"} (see `babylm.shards.tar_index`).
+    # The tar index beside a tar shard: {"path", "bytes", "sha256"} (see `babylm.shards.index_file`).
     index: dict[str, Any] | None = None
     # Words of the raw text in this shard (`len(text.split())` per line or caption); None in
     # shards written before prep counted words.
@@ -229,7 +229,7 @@ def _index_field(raw: Any, source: str, where: str) -> dict[str, Any] | None:
 
 
 def _index_size(samples: int) -> int:
-    from babylm.shards.tar_index import index_size
+    from babylm.shards.index_file import index_size
 
     return index_size(samples)
 
@@ -370,7 +370,7 @@ def _list_indexes(folder: Path, manifest: Manifest) -> None:
     shard's size and sha256; a tar shard without one (linked in from elsewhere, or written before
     indexes existed) gets one made from the tar now, so every dataset folder lists its indexes."""
     from babylm.shards.access import read_local
-    from babylm.shards.tar_index import (
+    from babylm.shards.index_file import (
         TarIndexError,
         decode_index,
         index_path,

@@ -2,14 +2,16 @@
 
 A location is a local folder, `file://`, `http(s)://` or `s3://` URL of a dataset folder (or of
 its `manifest.json`). Remote files go through fsspec, so any filesystem fsspec knows works.
+`Dataset.shard_ref` gives the `ShardRef` of a shard, what readers of its contents take: the
+samples of a tar shard through `shard_reader.open_shard`, an Arrow token shard through
+`read_token_table`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
-import tarfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -37,7 +39,8 @@ def is_remote(location: str) -> bool:
     return len(scheme) > 1 and scheme != "file"
 
 
-def _local_path(location: str) -> str:
+def local_path(location: str | os.PathLike) -> str:
+    """The path of a local location (a `file://` URL or a path)."""
     loc = str(location)
     return urlparse(loc).path if loc.startswith("file://") else loc
 
@@ -46,7 +49,7 @@ def join_location(base: str, relative: str) -> str:
     """`base` folder location + a relative path inside it."""
     if is_remote(base):
         return base.rstrip("/") + "/" + relative
-    return os.path.join(_local_path(base), relative)
+    return os.path.join(local_path(base), relative)
 
 
 def open_file(
@@ -55,7 +58,7 @@ def open_file(
     """Open a local regular file or any fsspec URL for binary reading (HTTP requests, one per
     block read, each within `timeout` seconds). NotRegularFile for a FIFO, device or folder."""
     if not is_remote(url):
-        return open_regular(_local_path(url))
+        return open_regular(local_path(url))
     import fsspec
 
     return fsspec.open(url, "rb", **fsspec_options(url, storage_options, timeout)).open()
@@ -67,8 +70,38 @@ def file_size(
     """Size in bytes of a local or remote file, or None if it does not exist (NotRegularFile
     for a local FIFO, device or folder)."""
     if not is_remote(url):
-        return regular_size(_local_path(url))
+        return regular_size(local_path(url))
     return remote_size(url, storage_options, timeout)
+
+
+@dataclass(frozen=True)
+class ShardRef:
+    """One shard as a reader sees it: its URL and the manifest facts the reader checks it by.
+
+    `samples` for a tar shard, `tokens` (and `words`, None in shards written before prep counted
+    words) for an Arrow token shard. `index_url` / `index_sha256`: the tar index the manifest
+    lists beside a tar shard (None for datasets written before there were index files: a reader
+    then looks for one by name, and scans the tar if there is none).
+    """
+
+    url: str
+    samples: int
+    bytes: int
+    sha256: str
+    tokens: int | None = None
+    words: int | None = None
+    index_url: str | None = None
+    index_sha256: str | None = None
+
+
+def fingerprint(shards: list[ShardRef]) -> str:
+    """Short id of a shard list (its items, sizes and checksums), stored in a loader's state to
+    refuse resuming on other data. Token shards count in tokens, tar shards in samples."""
+    h = hashlib.sha256()
+    for s in shards:
+        items = s.samples if s.tokens is None else s.tokens
+        h.update(f"{items}:{s.bytes}:{s.sha256}\n".encode())
+    return h.hexdigest()[:16]
 
 
 @dataclass
@@ -86,6 +119,20 @@ class Dataset:
 
     def shard_url(self, entry: ShardEntry) -> str:
         return join_location(self.location, entry.path)
+
+    def shard_ref(self, entry: ShardEntry) -> ShardRef:
+        """The reference readers take for the shard of manifest entry `entry`."""
+        index = entry.index
+        return ShardRef(
+            self.shard_url(entry),
+            entry.samples,
+            entry.bytes,
+            entry.sha256,
+            (entry.tokens or 0) if self.kind == "tokens" else None,
+            entry.words,
+            join_location(self.location, index["path"]) if index else None,
+            index["sha256"] if index else None,
+        )
 
     @property
     def shard_urls(self) -> list[str]:
@@ -115,7 +162,7 @@ def open_dataset(
     loc = str(location).rstrip("/")
     if loc.endswith("/" + MANIFEST_NAME) or loc == MANIFEST_NAME:
         loc = loc[: -len(MANIFEST_NAME)].rstrip("/") or "."
-    if not is_remote(loc) and not Path(_local_path(loc)).exists():
+    if not is_remote(loc) and not Path(local_path(loc)).exists():
         raise DatasetNotFound(
             f"{loc}: no such dataset folder; pass a folder written by babylm-prep (or its URL)"
         )
@@ -130,7 +177,7 @@ def open_dataset(
                 limit=MAX_MANIFEST_BYTES,
             )
         else:
-            data = read_local(_local_path(manifest_url), MAX_MANIFEST_BYTES)
+            data = read_local(local_path(manifest_url), MAX_MANIFEST_BYTES)
     except FileNotFoundError as e:
         raise DatasetNotFound(
             f"{manifest_url}: no manifest; is this a babylm dataset folder (or is prep unfinished)?"
@@ -138,31 +185,6 @@ def open_dataset(
     except RemoteError as e:
         raise RemoteError(f"{e}; cannot read the manifest", status=e.status, retry=False) from e
     return Dataset(loc, parse_manifest(data, manifest_url), dict(storage_options or {}), timeout)
-
-
-def iter_tar_samples(fileobj: BinaryIO, source: str = "") -> Iterator[dict[str, Any]]:
-    """Group the members of a WebDataset tar into samples: {"__key__", ext: bytes, ...}.
-
-    Raises tarfile.TarError (with `source` in the message) on a corrupt or truncated tar.
-    """
-    current: dict[str, Any] | None = None
-    try:
-        with tarfile.open(fileobj=fileobj, mode="r|") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                key, _, ext = member.name.partition(".")
-                data = tar.extractfile(member).read()  # type: ignore[union-attr]
-                if current is not None and current["__key__"] != key:
-                    yield current
-                    current = None
-                if current is None:
-                    current = {"__key__": key}
-                current[ext] = data
-    except tarfile.TarError as e:
-        raise tarfile.TarError(f"{source}: {e}") from e
-    if current is not None:
-        yield current
 
 
 def read_token_table(
@@ -174,8 +196,8 @@ def read_token_table(
     """An Arrow token shard as a table; local files are memory-mapped, not read into memory.
     `size`: the byte count the manifest lists (a remote read stops there; more is an error)."""
     if not is_remote(url):
-        regular_size(_local_path(url))  # refuses a FIFO or device before mapping it
-        source = pa.memory_map(_local_path(url), "r")
+        regular_size(local_path(url))  # refuses a FIFO or device before mapping it
+        source = pa.memory_map(local_path(url), "r")
         return pa.ipc.open_file(source).read_all()
     if size is not None:
         data = read_url(url, 0, size, storage_options=storage_options, timeout=timeout)

@@ -16,19 +16,18 @@ import pyarrow as pa
 
 from babylm.shards.errors import ShardsError
 from babylm.shards.images import open_image
+from babylm.shards.index_file import TarIndexError, checksum, decode_index
 from babylm.shards.manifest import ShardEntry
 from babylm.shards.reader import (
     Dataset,
     file_size,
-    iter_tar_samples,
     join_location,
     open_file,
     read_npy,
     token_column,
     words_column,
 )
-from babylm.shards.tar_index import TarIndexError, checksum, decode_index
-from babylm.shards.tar_scan import TarScanError, build_tar_index
+from babylm.shards.tar_samples import TarScanError, build_tar_index, iter_tar_samples
 
 
 @dataclass

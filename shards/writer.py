@@ -20,8 +20,8 @@ import numpy as np
 import pyarrow as pa
 
 from babylm.shards.atomic import atomic_write_bytes
+from babylm.shards.index_file import write_tar_index
 from babylm.shards.manifest import ShardEntry
-from babylm.shards.tar_index import write_tar_index
 
 ENTRIES_DIR = ".entries"
 TOKEN_COLUMN = "input_ids"
@@ -177,7 +177,7 @@ class TarShardWriter(_AtomicShard):
         self._tar.tarstream.close()
 
     def _write_index(self) -> None:
-        """`NAME.idx` beside the shard: each sample's byte range and CRC-32C (`tar_index.py`)."""
+        """`NAME.idx` beside the shard: each sample's byte range and CRC-32C (`index_file.py`)."""
         self.index = write_tar_index(
             self.out_dir, self.name, self.tmp, self._ranges, self._hashing.size, self._hashing.sha.hexdigest()
         )

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from babylm.shards import atomic_write_bytes
+from babylm.shards import ShardsError, atomic_write_bytes
 from babylm.train.errors import CheckpointError, MissingInput, TrainError
 
 if TYPE_CHECKING:
@@ -337,7 +337,7 @@ def restore_training(
     meta = read_meta(path)
     try:
         return _restore(path, meta, model, optimizer, scheduler, loader, rank, world)
-    except TrainError:
+    except (TrainError, ShardsError):  # a shard error names the shard, not the checkpoint
         raise
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""

@@ -13,34 +13,27 @@ torchrun's failure summary shows it in place of "To enable traceback see ...".
 from __future__ import annotations
 
 import errno
-import functools
 import json
 import os
 import re
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import NoReturn
 
 import click
 
 from babylm.shards import DatasetNotFound, ShardsError
+from babylm.shards.cli_errors import ErrorGroup
 from babylm.shards.version import package_version
 from babylm.train.errors import TrainError
-
-# click >= 8.2 raises this for a group called without a command; it carries the help, not an error.
-_NO_ARGS: tuple[type, ...] = tuple(
-    t for t in [getattr(click.exceptions, "NoArgsIsHelpError", None)] if t is not None
-)
 
 # Data errors raised by modules that import torch: matched only once their module is loaded, so
 # `babylm-train --help` does not start torch.
 _LAZY_USER_ERRORS = (
-    ("babylm.train.data.tar_index", "ShardError"),
-    ("babylm.train.data.tar_index", "CorruptSample"),
+    ("babylm.shards.errors", "CorruptSample"),
     ("babylm.train.data.loader", "CorruptDataError"),
-    ("babylm.shards.tar_index", "TarIndexError"),
-    ("babylm.shards.tar_scan", "TarScanError"),
+    ("babylm.shards.index_file", "TarIndexError"),
+    ("babylm.shards.tar_samples", "TarScanError"),
 )
 
 # OSErrors about a path that the user can fix, and what to do.
@@ -81,68 +74,21 @@ def one_line(e: BaseException) -> str:
     return " ".join(message.split())
 
 
-def os_error_message(e: OSError) -> str | None:
-    """One line for an OSError the user can fix (full or read-only disk, a bad path), else None."""
-    advice = _OS_ADVICE.get(e.errno or 0)
-    if advice is None or not e.filename:
-        return None
-    return f"{e.filename}: {advice}"
+class _Group(ErrorGroup):
+    os_advice = _OS_ADVICE
+    output_params = _OUTPUT_PARAMS
 
+    def user_message(self, e: Exception) -> str | None:
+        return one_line(e) if isinstance(e, user_error_types()) else None
 
-def name_output(callback: Callable) -> Callable:
-    """Wrap a command's callback so an OSError without a file name (a write that ran out of
-    space) names the command's output folder."""
-
-    @functools.wraps(callback)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return callback(*args, **kwargs)
-        except OSError as e:
-            if not e.filename and e.errno in _OS_ADVICE:
-                e.filename = next((kwargs[p] for p in _OUTPUT_PARAMS if kwargs.get(p)), None)
-            raise
-
-    return wrapper
-
-
-class _Group(click.Group):
-    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
-        if cmd.callback is not None:
-            cmd.callback = name_output(cmd.callback)
-        super().add_command(cmd, name)
-
-    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        kwargs["standalone_mode"] = False
-        try:
-            code = super().main(*args, **kwargs)
-        except click.exceptions.Abort:
-            click.echo("Aborted!", err=True)
-            sys.exit(1)
-        except click.UsageError as e:
-            if isinstance(e, _NO_ARGS) and e.ctx is not None:  # `babylm-train` alone: the help
-                click.echo(e.ctx.get_help(), err=True)
-                sys.exit(2)
-            hint = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
-            _fail(e.format_message() + hint, 2)
-        except click.ClickException as e:
-            _fail(e.format_message(), e.exit_code)
-        except Exception as e:
-            if isinstance(e, user_error_types()):
-                _fail(one_line(e), 2)
-            if isinstance(e, OSError) and os_error_message(e):
-                _fail(os_error_message(e) or "", 2)
-            raise
-        sys.exit(code if isinstance(code, int) else 0)
-
-
-def _fail(message: str, code: int) -> None:
-    message = " ".join(message.split())
-    _close_progress_bars()
-    if os.environ.get("TORCHELASTIC_ERROR_FILE"):
-        _write_torchrun_error(os.environ["TORCHELASTIC_ERROR_FILE"], message)
-    if os.environ.get("RANK", "0").strip() in ("", "0"):  # under torchrun, rank 0 speaks for all
-        click.echo(f"Error: {message}", err=True)
-    sys.exit(code)
+    def fail(self, message: str, code: int) -> NoReturn:
+        message = " ".join(message.split())
+        _close_progress_bars()
+        if os.environ.get("TORCHELASTIC_ERROR_FILE"):
+            _write_torchrun_error(os.environ["TORCHELASTIC_ERROR_FILE"], message)
+        if os.environ.get("RANK", "0").strip() in ("", "0"):  # under torchrun, rank 0 speaks for all
+            click.echo(f"Error: {message}", err=True)
+        sys.exit(code)
 
 
 def _close_progress_bars() -> None:

@@ -18,30 +18,49 @@ from typing import Any
 import torch
 from PIL import Image
 
-from babylm.shards import ShardsError, iter_tar_samples, open_dataset
+from babylm.shards import CorruptSample, ShardsError, open_dataset, parse_sample
+from babylm.shards.shard_reader import open_shard
 from babylm.shards.sheet import render_contact_sheet
 from babylm.train.checkpoint import load_model, resolve_checkpoint
 from babylm.train.data import LoaderSpec, SampleCollate, load_tokenizer
+from babylm.train.data.shard_files import read_options
 from babylm.train.errors import MissingInput, TrainError
 from babylm.train.kinds import KINDS, kind_of
 from babylm.train.models import normalize_images, token_loss_sum
 
+_READ_AT_ONCE = 64  # samples per read: one pass over the shard's index, not one call per sample
+
+
+def _samples(location: str) -> Iterator[dict[str, Any]]:
+    """The samples of a dataset in manifest order (held-out data needs no shuffling), read as the
+    loader reads them (by the shard's index, each checked by its CRC-32C); a damaged one is left
+    out, as in training."""
+    ds = open_dataset(location)
+    options = read_options(LoaderSpec())
+    for entry in ds.manifest.shards:
+        reader = open_shard(ds.shard_ref(entry), options)
+        try:
+            for first in range(0, entry.samples, _READ_AT_ONCE):
+                numbers = list(range(first, min(first + _READ_AT_ONCE, entry.samples)))
+                for data in reader.checked(numbers):
+                    if isinstance(data, CorruptSample):
+                        continue
+                    try:
+                        yield parse_sample(data, reader.ref.url)
+                    except CorruptSample:
+                        continue
+        finally:
+            reader.close()
+
 
 def _raw_batches(location: str, batch_size: int, max_samples: int) -> Iterator[list[dict[str, Any]]]:
-    """Samples of a dataset in manifest order (held-out data needs no shuffling), in batches."""
-    ds = open_dataset(location)
+    """The first `max_samples` samples of a dataset, in batches."""
     batch: list[dict[str, Any]] = []
-    seen = 0
-    for entry in ds.manifest.shards:
-        with ds.open_shard(entry) as f:
-            for sample in iter_tar_samples(f, entry.path):
-                batch.append(sample)
-                seen += 1
-                if len(batch) == batch_size:
-                    yield batch
-                    batch = []
-                if seen >= max_samples:
-                    break
+    for seen, sample in enumerate(_samples(location), 1):
+        batch.append(sample)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
         if seen >= max_samples:
             break
     if len(batch) > 1:  # shuffling needs two images

@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,8 @@ import torch
 import transformers
 from tokenizers import Tokenizer, processors
 from transformers import AutoImageProcessor, AutoTokenizer
+
+from babylm.shards.atomic import atomic_folder
 
 from .errors import TrainError
 from .kinds import ModelKind, kind_of
@@ -103,15 +104,9 @@ def export_model(
             out.name.replace(".", "_"),
         )
     remove_stale_partials(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".partial", dir=out.parent))
-    try:
+    with atomic_folder(out, prefix=f".{out.name}.{os.getpid()}.", suffix=".partial") as tmp:
         _write_folder(model, spec, tmp, tokenizer, image_processor)
         _make_readable(tmp)
-        if out.exists():
-            out.rmdir()  # empty (checked above); rename cannot replace a folder
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

@@ -22,9 +22,10 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+
+from babylm.shards.atomic import atomic_folder, atomic_write, atomic_write_bytes
 
 from .export import ExportError
 
@@ -125,30 +126,17 @@ def _write_snapshot(repo: Path, folder: Path) -> str:
     for rel, digest in digests.items():
         blob = repo / "blobs" / digest
         if not blob.exists():
-            tmp = blob.with_name(f".{digest}.partial")
-            shutil.copyfile(folder / rel, tmp)
-            os.replace(tmp, blob)
-    staging = Path(tempfile.mkdtemp(prefix=f".{commit}.", suffix=".partial", dir=repo / "snapshots"))
-    try:
-        staging.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; colleagues must read the cache
+            with atomic_write(blob) as f, open(folder / rel, "rb") as source:
+                shutil.copyfileobj(source, f)
+    # The folder gets the umask's mode (mkdtemp makes 0700; colleagues must read the cache).
+    with atomic_folder(snapshot, prefix=f".{commit}.", suffix=".partial") as staging:
         for rel, digest in digests.items():
             link = staging / rel
             link.parent.mkdir(parents=True, exist_ok=True)
             target = os.path.relpath(repo / "blobs" / digest, (snapshot / rel).parent)
             link.symlink_to(target)
-        os.replace(staging, snapshot)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return commit
 
 
 def _write_ref(path: Path, commit: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(commit)  # no newline, as huggingface_hub writes refs
-    os.replace(tmp, path)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    atomic_write_bytes(path, commit.encode())  # no newline, as huggingface_hub writes refs

@@ -36,6 +36,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from babylm.shards import atomic_write_bytes
 from babylm.train import checkpoint as ckpt
 from babylm.train import words as wordmod
 from babylm.train.config import TrainConfig
@@ -357,9 +358,8 @@ class Trainer:
                     flush=True,
                 )
             else:
-                (run_dir / "done.json").write_text(
-                    json.dumps({"step": self.step, "total": self.total}) + "\n"
-                )
+                done = json.dumps({"step": self.step, "total": self.total}) + "\n"
+                atomic_write_bytes(run_dir / "done.json", done.encode())
                 print(f"Done: {self.step} steps; checkpoints in {run_dir / ckpt.CKPT_DIR}", flush=True)
         self.d.barrier()
 

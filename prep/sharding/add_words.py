@@ -18,6 +18,7 @@ from babylm.shards import (
     Manifest,
     ShardEntry,
     TarShardWriter,
+    atomic_write,
     iter_tar_samples,
     load_manifest,
     write_manifest,
@@ -70,7 +71,8 @@ def add_words(source: Path, out: Path) -> Manifest:
         assert writer.entry is not None
         entries.append(writer.entry)
     if (source / SKIPPED_NAME).exists():
-        shutil.copyfile(source / SKIPPED_NAME, out / SKIPPED_NAME)
+        with atomic_write(out / SKIPPED_NAME) as f, open(source / SKIPPED_NAME, "rb") as skipped:
+            shutil.copyfileobj(skipped, f)
     params = {**manifest.params, "words": "len(caption.split()) of the stored caption (added by add-words)"}
     new = Manifest(
         kind=manifest.kind, shards=entries, skipped=manifest.skipped, params=params, name=manifest.name

@@ -11,7 +11,6 @@ an uninterrupted run all write the same bytes.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from collections import Counter
@@ -252,14 +251,10 @@ def assemble(out_dir: Path) -> Manifest:
             "rerun the prep command (or the missing --part) to finish them"
         )
     records = [load_unit(out_dir, u, plan["plan_sha256"]) for u in range(plan["units"])]
-    tmp = out_dir / f".{SKIPPED_NAME}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(out_dir / SKIPPED_NAME, "w", encoding="utf-8") as f:
         for rec in records:
             for row in rec["skipped_rows"]:  # type: ignore[index]
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, out_dir / SKIPPED_NAME)
     manifest = _manifest(plan, records)  # type: ignore[arg-type]
     rows_in = manifest.num_samples + manifest.num_skipped
     if rows_in != plan["params"]["input_rows"]:

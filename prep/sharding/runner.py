@@ -54,9 +54,6 @@ class Job:
     processor: Processor
     params: dict[str, Any]
     sharding: ShardingConfig
-    # Called in the main process with the number of units finished so far, after each one
-    # (progress reporting from Python; the resume tests kill the run from here).
-    after_unit: Callable[[int], None] | None = None
 
 
 @dataclass
@@ -161,10 +158,8 @@ class _Progress:
 def _run_serial(job: Job, tasks: Iterator[UnitTask], total_rows: int) -> None:
     progress = _Progress(total_rows, job.name, job.sharding.progress)
     try:
-        for finished, task in enumerate(tasks, start=1):
+        for task in tasks:
             process_unit(task, progress.update)
-            if job.after_unit is not None:
-                job.after_unit(finished)
     finally:
         progress.bar.close()
 
@@ -188,8 +183,6 @@ def _run_pool(job: Job, tasks: Iterator[UnitTask], units: int, total_rows: int) 
                 try:
                     results.next(timeout=0.2)
                     finished += 1
-                    if job.after_unit is not None:
-                        job.after_unit(finished)
                 except mp.TimeoutError:
                     pass
                 while not queue.empty():

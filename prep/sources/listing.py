@@ -10,16 +10,17 @@ was computed from (input paths, sizes and mtimes, parameters). The first part of
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from babylm.shards.access import flock
+from babylm.shards.atomic import atomic_folder
 
 LISTING_DIR = ".listing"
 KEY_FILE = "listing.json"
@@ -44,10 +45,7 @@ def _locked(path: Path) -> Iterator[None]:
     flock get no lock (then two parts may both build it; each writes the same files atomically)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX)
-        except OSError:
-            pass
+        flock(f)
         yield
 
 
@@ -69,21 +67,11 @@ def _load(folder: Path, key: dict[str, Any]) -> Built | None:
 
 def _save(folder: Path, key: dict[str, Any], built: Built) -> None:
     arrays, facts = built
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
-    try:
+    with atomic_folder(folder) as tmp:
         for name, array in arrays.items():
             np.save(tmp / f"{name}.npy", array, allow_pickle=False)
         text = json.dumps({"key": key, "arrays": sorted(arrays), "facts": facts}, indent=1)
         (tmp / KEY_FILE).write_text(text + "\n")
-        old = folder.with_name(f".{folder.name}.old")
-        if folder.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def cached_listing(out_dir: Path, name: str, key: dict[str, Any], build: Callable[[], Built]) -> Built:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from babylm.shards.tar_index import decode_index, encode_index, sha256_hex
+from babylm.shards.index_file import decode_index, encode_index, sha256_hex
 
 
 def jpeg_bomb(side: int = 12000) -> bytes:

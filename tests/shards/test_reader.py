@@ -6,10 +6,8 @@ from babylm.shards import ManifestError, open_dataset, verify_dataset
 from babylm.shards.reader import join_location
 from tests.conftest import upload_folder
 
-from .test_verify import image_dataset  # noqa: F401  (fixture)
 
-
-def test_local_folder_file_url_and_manifest_path_resolve_alike(image_dataset):  # noqa: F811
+def test_local_folder_file_url_and_manifest_path_resolve_alike(image_dataset):
     a = open_dataset(image_dataset)
     b = open_dataset(f"file://{image_dataset}")
     c = open_dataset(image_dataset / "manifest.json")
@@ -23,7 +21,7 @@ def test_join_location_for_urls():
     assert join_location("http://h:1/d", "x.tar") == "http://h:1/d/x.tar"
 
 
-def test_http_location(image_dataset, http_root):  # noqa: F811
+def test_http_location(image_dataset, http_root):
     folder, base = http_root
     shutil.copytree(image_dataset, folder / "ds")
     ds = open_dataset(f"{base}/ds")
@@ -32,7 +30,7 @@ def test_http_location(image_dataset, http_root):  # noqa: F811
     assert verify_dataset(ds, deep=True) == []
 
 
-def test_http_verify_catches_corruption(image_dataset, http_root):  # noqa: F811
+def test_http_verify_catches_corruption(image_dataset, http_root):
     folder, base = http_root
     shutil.copytree(image_dataset, folder / "ds")
     (folder / "ds/shard-000002.tar").unlink()
@@ -40,7 +38,7 @@ def test_http_verify_catches_corruption(image_dataset, http_root):  # noqa: F811
     assert [p.path for p in problems] == ["shard-000002.tar"]
 
 
-def test_s3_location(image_dataset, s3_bucket):  # noqa: F811
+def test_s3_location(image_dataset, s3_bucket):
     bucket, opts = s3_bucket
     url = upload_folder(image_dataset, bucket, "shards/cc3m", opts)
     ds = open_dataset(url, storage_options=opts)

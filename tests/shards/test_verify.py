@@ -1,33 +1,12 @@
 import io
 import os
 
-import pytest
 from click.testing import CliRunner
 from PIL import Image
 
 from babylm.prep.cli import main as prep_main
 from babylm.shards import Manifest, RollingWriter, open_dataset, verify_dataset, write_manifest
 from tests.shards.sample_fixtures import image_samples
-
-
-@pytest.fixture
-def image_dataset(tmp_path):
-    out = tmp_path / "images"
-    with RollingWriter(out, "tar", max_samples=4) as w:
-        for s in image_samples(10):
-            w.write(s)
-    write_manifest(out, Manifest(kind="image_text", shards=w.entries, skipped={"decode_error": 2}))
-    return out
-
-
-@pytest.fixture
-def token_dataset(tmp_path):
-    out = tmp_path / "tokens"
-    with RollingWriter(out, "arrow", max_samples=5, vocab_size=50) as w:
-        for i in range(12):
-            w.write([i % 50] * (i + 1), words=i)
-    write_manifest(out, Manifest(kind="tokens", shards=w.entries, params={"vocab_size": 50}))
-    return out
 
 
 def _problems(path, deep=False):

@@ -226,7 +226,7 @@ def test_under_torchrun_rank_0_prints_one_line_and_the_ranks_exit_2(tmp_path, ti
 
 class _BrokenShards(torch.utils.data.IterableDataset):
     def __iter__(self):
-        from babylm.train.data.tar_index import ShardError
+        from babylm.shards.errors import ShardError
 
         raise ShardError("http://127.0.0.1:1/shard-000001.tar: HTTP 403 Forbidden")
 
@@ -234,8 +234,8 @@ class _BrokenShards(torch.utils.data.IterableDataset):
 def test_an_error_from_a_loader_worker_is_its_own_line():
     """DataLoader re-raises a worker's error with the worker's traceback in the message; the
     line keeps the error only."""
+    from babylm.shards.errors import ShardError
     from babylm.train.cli import one_line, user_error_types
-    from babylm.train.data.tar_index import ShardError
 
     with pytest.raises(ShardError) as caught:
         next(iter(torch.utils.data.DataLoader(_BrokenShards(), num_workers=1)))

@@ -10,11 +10,12 @@ made, module by module:
 1. `plan`: the epoch plan. From (seed, epoch) and the manifests' sample counts it fixes the global
    sample sequence (shard blocks permuted, then webdataset's bounded shuffle) and deals global
    batches to ranks and DataLoader workers, so every rank has the same number of steps;
-2. `tar_index`, `shard_files`, `prefetch` and `tokens`: random access to the shards. A byte-range
-   index per tar shard with a CRC-32C per sample (the `.idx` prep writes, or one scan for older
-   datasets), so a resume decodes nothing it skips and a damaged sample is caught; local shards
-   read directly, remote ones in plan blocks prefetched into a bounded shared disk cache; token
-   chunks read from the Arrow token shards;
+2. `shard_files`, `prefetch` and `tokens`: random access to the shards. Reading a tar shard's
+   samples is `babylm.shards.shard_reader`'s (the byte-range index with a CRC-32C per sample, so a
+   resume decodes nothing it skips and a damaged sample is caught); `shard_files` picks one reader
+   per shard when the source is made: local shards read directly, remote ones in plan blocks
+   prefetched into a bounded shared disk cache (`prefetch`); token chunks are read from the Arrow
+   token shards;
 3. `sources`: one source per stream (image_text, features or tokens), joining 1 and 2: its items
    per epoch, its plan order, and how to read the raw items of a batch;
 4. `paired`: one caption batch and one text batch per step (the multimodal training);
@@ -39,12 +40,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from babylm.shards.errors import CorruptSample, ShardError
     from babylm.train.data.collate import SampleCollate, load_tokenizer
     from babylm.train.data.contract import LoaderBatch, TrainLoader
     from babylm.train.data.loader import CorruptDataError, ShardLoader, build_loader
     from babylm.train.data.paired import PairedLoader
     from babylm.train.data.spec import LoaderSpec, Source
-    from babylm.train.data.tar_index import CorruptSample, ShardError
 
 _EXPORTS = {
     "LoaderBatch": "contract",
@@ -55,10 +56,8 @@ _EXPORTS = {
     "PairedLoader": "paired",
     "SampleCollate": "collate",
     "load_tokenizer": "collate",
-    "ShardError": "tar_index",
     "LoaderSpec": "spec",
     "Source": "spec",
-    "CorruptSample": "tar_index",
 }
 
 __all__ = [
@@ -77,7 +76,13 @@ __all__ = [
 ]
 
 
+# The shard errors are `babylm.shards`' (the reader of samples is there); named here too, as ever.
+_SHARD_ERRORS = ("CorruptSample", "ShardError")
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SHARD_ERRORS:
+        return getattr(importlib.import_module("babylm.shards.errors"), name)
     if name not in _EXPORTS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -35,11 +35,11 @@ import torch
 from torch.utils.data import get_worker_info
 
 from babylm.shards import read_npy
+from babylm.shards.errors import CorruptSample
 from babylm.shards.images import check_pixels, open_image
 from babylm.train.data.buffers import worker_buffer
 from babylm.train.data.contract import LoaderBatch
 from babylm.train.data.spec import LoaderSpec
-from babylm.train.data.tar_index import CorruptSample
 from babylm.train.losses import caption_inputs, scores_padding
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")

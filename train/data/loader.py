@@ -8,7 +8,7 @@ How it is built, and what webdataset does in it:
   shards permuted, then webdataset's bounded shuffle. Every rank derives its batches from it; the
   DataLoader workers of a rank split the rank's batches. This replaces `split_by_node` /
   `split_by_worker`, whose shard dealing makes ranks unequal and the order topology-dependent;
-- samples are read by byte range through a cached tar index (`tar_index.py`), because webdataset's
+- samples are read by byte range through each shard's index (`babylm.shards.shard_reader`), because webdataset's
   tar reader is a stream and cannot start mid-shard; a resume reads nothing it skips;
 - decoding (`collate.py`) is ours: JPEGs go straight into the batch buffer, which
   webdataset's `Decoder` cannot do, and an undecodable sample must be counted against its

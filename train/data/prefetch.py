@@ -17,8 +17,7 @@ run, one request) into a cache on local disk, and reads samples from there with 
   removed.
 - `Prefetcher`: the worker's upcoming batches (from the plan) -> the blocks they need, in order of
   first need, fetched `depth` batches ahead by a small thread pool.
-- `fetch_range`: one ranged GET with retries and exponential backoff on errors that can pass (5xx,
-  timeouts, short reads), then a `ShardError` that names the shard URL.
+Blocks are downloaded with `babylm.shards.access.fetch_range` (one ranged GET with retries).
 """
 
 from __future__ import annotations
@@ -28,71 +27,20 @@ import errno
 import logging
 import os
 import struct
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
-from babylm.shards.access import http_get
-from babylm.shards.errors import RemoteError
-from babylm.shards.tar_index import checksum
-from babylm.train.data.tar_index import ShardError
+from babylm.shards.access import flock
+from babylm.shards.errors import ShardError
+from babylm.shards.index_file import checksum
 
 log = logging.getLogger("babylm.train.prefetch")
 
 BlockKey = tuple[int, int]  # (shard, block number)
 _TRAILER = struct.Struct("<I")
-# Backoff before retry k is BACKOFF_S * 2**k: 0.1 + 0.2 + 0.4 + 0.8 s over the default 4 retries.
-BACKOFF_S = 0.1
 _OPEN_FDS = 256
-
-
-def fetch_range(fs: Any, path: str, start: int, end: int | None, url: str, retries: int) -> bytes:
-    """Bytes [start, end) of a remote file (end None: to its end), retried with backoff; then a
-    ShardError naming `url`.
-
-    A missing file is not retried (FileNotFoundError: it will not come back), nor an answer that
-    will not change (403 and other 4xx: the status is in the error); a short or long answer is
-    (a server cut the connection), as are 5xx answers, resets and timeouts.
-    """
-    problem = ""
-    for attempt in range(retries + 1):
-        try:
-            data = fs.cat_file(path, start=start, end=end)
-            if end is None or len(data) == end - start:
-                return data
-            problem = f"got {len(data)} bytes of {end - start} (does the server support HTTP range requests?)"
-        except FileNotFoundError:
-            raise
-        except RemoteError as e:
-            problem = str(e)
-            if not e.retry:
-                raise ShardError(f"{url}: reading bytes [{start}, {end}) failed: {problem}") from e
-        except Exception as e:  # noqa: BLE001 - 5xx, resets, timeouts: all worth another try
-            problem = f"{type(e).__name__}: {e}"
-        if attempt < retries:
-            log.warning("%s: bytes [%d, %s): %s; retrying", url, start, end, problem)
-            time.sleep(BACKOFF_S * 2**attempt)
-    raise ShardError(f"{url}: reading bytes [{start}, {end}) failed after {retries + 1} attempts: {problem}")
-
-
-class PlainHttp:
-    """Ranged GETs with the standard library, for `http(s)://` shards without storage options.
-
-    fsspec's HTTP filesystem (aiohttp) spent ~3.5 ms of CPU per MiB received here against ~1 ms
-    for `http.client`; with a block a request that per-byte cost is what remains of remote
-    reading, and it is CPU the decoding workers do not have. The interface is the one
-    `fetch_range` uses of an fsspec filesystem: `cat_file(url, start, end)`. Each request ends
-    within `timeout` seconds, connection and whole body (`babylm.shards.access.http_get`).
-    """
-
-    def __init__(self, timeout: float):
-        self.timeout = timeout
-
-    def cat_file(self, url: str, start: int = 0, end: int | None = None) -> bytes:
-        return http_get(url, start, end, timeout=self.timeout)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -197,15 +145,6 @@ class BlockCache:
             total -= size
             if total <= target:
                 return
-
-
-def flock(f: Any) -> None:
-    try:
-        import fcntl
-
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-    except (ImportError, OSError):
-        pass  # no advisory locks here: concurrent downloads are wasteful, not wrong
 
 
 class Prefetcher:

@@ -16,14 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from babylm.shards import ShardEntry, open_dataset
+from babylm.shards import open_dataset
+from babylm.shards.reader import ShardRef, fingerprint
+from babylm.shards.tar_samples import parse_sample
 from babylm.train.data.collate import SampleCollate
 from babylm.train.data.contract import LoaderBatch
 from babylm.train.data.plan import chunk_order, sample_order
 from babylm.train.data.shard_files import ShardFiles
 from babylm.train.data.spec import LoaderSpec, Source
-from babylm.train.data.tar_index import ShardRef, fingerprint, parse_sample
-from babylm.train.data.tokens import TokenShardRef, TokenSource
+from babylm.train.data.tokens import TokenSource
 from babylm.train.errors import DataError
 
 
@@ -42,16 +43,7 @@ class TarSource:
         self.num_items = sum(self.counts)
         self.block_size = spec.block_size
         self.shuffle_buffer = spec.shuffle_buffer
-        self.files = ShardFiles(
-            shards,
-            spec.storage_options,
-            spec.cache_dir,
-            block_size=spec.block_size,
-            cache_bytes=spec.cache_bytes,
-            prefetch_batches=spec.prefetch_batches,
-            fetch_retries=spec.fetch_retries,
-            fetch_timeout=spec.fetch_timeout,
-        )
+        self.files = ShardFiles(shards, spec)
         self.files.check()  # before `order` sizes anything by the manifest's counts
         self.fingerprint = fingerprint(shards)
 
@@ -165,21 +157,9 @@ def make_source(
     found = kinds.pop()
     entries = [(d, e) for d in datasets for e in d.manifest.shards]
     if found == "tokens":
-        refs = [TokenShardRef(d.shard_url(e), e.tokens or 0, e.bytes, e.sha256, e.words) for d, e in entries]
-        shard_refs = [ShardRef(r.url, r.tokens, r.bytes, r.sha256) for r in refs]
+        refs = [d.shard_ref(e) for d, e in entries]
         source = TokenSource(refs, spec, _vocab_bound(tokenizer))
-        return TokenChunks(source, fingerprint(shard_refs))
+        return TokenChunks(source, fingerprint(refs))
     collate = SampleCollate(found, tokenizer, spec)
     collate.count_words = all(e.words is not None for _, e in entries)
-    refs2 = [
-        ShardRef(
-            d.shard_url(e),
-            e.samples,
-            e.bytes,
-            e.sha256,
-            d.shard_url(ShardEntry(e.index["path"], 0, 0, "")) if e.index else None,
-            e.index["sha256"] if e.index else None,
-        )
-        for d, e in entries
-    ]
-    return TarSource(refs2, collate, spec)
+    return TarSource([d.shard_ref(e) for d, e in entries], collate, spec)

@@ -11,26 +11,14 @@ of one of them (or, at a boundary, of two). Remote shards are read into memory o
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from babylm.shards.errors import ShardsError
-from babylm.shards.reader import file_size, read_token_table, token_column, words_column
+from babylm.shards.errors import ShardError, ShardsError
+from babylm.shards.reader import ShardRef, file_size, read_token_table, token_column, words_column
 from babylm.train.data.spec import LoaderSpec
-from babylm.train.data.tar_index import ShardError
-
-
-@dataclass
-class TokenShardRef:
-    url: str
-    tokens: int
-    bytes: int
-    sha256: str
-    words: int | None = None  # None: a shard written before prep counted words
-
 
 # The original's `datasets.map(group_texts, batched=True, batch_size=1000)`: lines per group.
 ORIGINAL_GROUP_LINES = 1000
@@ -83,7 +71,7 @@ class TokenSource:
     its chunks (`chunk_words`), computed once per process from the shards' `words` column.
     """
 
-    def __init__(self, shards: list[TokenShardRef], spec: LoaderSpec, vocab_size: int | None):
+    def __init__(self, shards: list[ShardRef], spec: LoaderSpec, vocab_size: int | None):
         """`spec` (checked when it was made) gives `seq_len`, `chunking`, `storage_options` and
         `fetch_timeout`; `vocab_size` bounds the token ids (None: unchecked)."""
         self.shards = shards
@@ -112,7 +100,7 @@ class TokenSource:
         state.update(_pid=-1, _pieces=[], _starts=np.zeros(1, dtype=np.int64), _chunk_words=None)
         return state
 
-    def _check_file(self, ref: TokenShardRef) -> None:
+    def _check_file(self, ref: ShardRef) -> None:
         """The shard exists, is a file of the manifest's size, and its token count fits in it."""
         if ref.tokens > ref.bytes:
             raise ShardError(
@@ -131,7 +119,7 @@ class TokenSource:
                 "it was changed or truncated after prep (run `babylm-prep verify`)"
             )
 
-    def _read(self, ref: TokenShardRef) -> tuple[Any, Any]:
+    def _read(self, ref: ShardRef) -> tuple[Any, Any]:
         """The shard's Arrow table and its token column."""
         try:
             table = read_token_table(ref.url, self.storage_options, ref.bytes, self.fetch_timeout)
@@ -181,7 +169,7 @@ class TokenSource:
             )
         self._pid = os.getpid()
 
-    def _check_ids(self, ref: TokenShardRef, values: np.ndarray) -> None:
+    def _check_ids(self, ref: ShardRef, values: np.ndarray) -> None:
         """Token ids the model has rows for (an id past them would fail as an IndexError deep
         in the embedding, steps later)."""
         if self.vocab_size is None:
@@ -194,7 +182,7 @@ class TokenSource:
             )
 
     @staticmethod
-    def _shard_words(ref: TokenShardRef, table: Any) -> np.ndarray:
+    def _shard_words(ref: ShardRef, table: Any) -> np.ndarray:
         column = words_column(table)
         if column is None:
             raise ShardError(f"{ref.url}: the manifest counts words but the shard has no words column")

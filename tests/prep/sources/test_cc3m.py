@@ -238,17 +238,19 @@ def test_rerun_is_a_no_op_and_other_params_need_overwrite(raw_root, reference, t
     assert open_dataset(out).manifest.params["image"]["size"] == 96
 
 
-# The prep CLI in a child process whose jobs kill their own process group (workers too) with
-# SIGKILL once 2 units are complete, as a scheduler's kill -9 would. The fault comes in through the
-# job's `after_unit` parameter; the product reads no test switch.
+# The prep CLI in a child process that kills its own process group (workers too) with SIGKILL
+# once 2 unit records are written, as a scheduler's kill -9 would. The fault comes in by wrapping
+# the runner's `save_unit` (forked workers inherit the wrapper); the product reads no test switch.
 KILL_AFTER_TWO_UNITS = """
-import dataclasses, os, signal
+import os, signal
 import babylm.prep.sharding.runner as runner
-run_job = runner.run_job
-def kill_after_two(finished):
-    if finished >= 2:
+from babylm.prep.sharding.records import record_units
+save_unit = runner.save_unit
+def save_then_kill_after_two(out_dir, record):
+    save_unit(out_dir, record)
+    if len(record_units(out_dir)) >= 2:
         os.killpg(0, signal.SIGKILL)
-runner.run_job = lambda job: run_job(dataclasses.replace(job, after_unit=kill_after_two))
+runner.save_unit = save_then_kill_after_two
 from babylm.prep.cli import main
 main()
 """

@@ -13,9 +13,9 @@ import simplejpeg
 import torch
 
 import babylm.train.data.collate as data_collate
+from babylm.shards.errors import ShardError
 from babylm.train.data.loader import CorruptDataError, ShardLoader, build_loader
 from babylm.train.data.plan import sample_order
-from babylm.train.data.tar_index import ShardError
 from tests.train.data.loader_fixtures import key_of, tiny_jpeg, write_image_text, write_tokens
 
 UNEVEN = [37, 5, 61, 1, 20, 9]  # 133 samples
@@ -398,7 +398,7 @@ def test_paired_epoch_is_the_longer_stream_and_the_shorter_continues(tmp_path, m
 def test_member_key_rule_is_webdatasets():
     from webdataset.tariterators import base_plus_ext
 
-    from babylm.train.data.tar_index import split_member_name
+    from babylm.shards.tar_samples import split_member_name
 
     names = [
         "a.jpg",

@@ -11,9 +11,9 @@ import time
 import pytest
 
 from babylm.shards import Manifest, TarShardWriter, write_manifest
+from babylm.shards.errors import ShardError
+from babylm.train.cli import user_error_types
 from babylm.train.data.loader import build_loader
-from babylm.train.data.tar_index import ShardError
-from babylm.train.errors import TrainError
 from tests.loopback_server import Fault, LoopbackServer
 from tests.shards.hostile_fixtures import edit_manifest, finishes, forge_index, jpeg_bomb
 from tests.train.data.loader_fixtures import tiny_jpeg, write_image_text, write_tokens
@@ -102,7 +102,7 @@ def test_token_ids_past_the_tokenizer_are_refused_at_load(tmp_path):
     small = build_loader(data, batch_size=2, seq_len=8, kind="tokens", tokenizer=_TinyTokenizer(100))
     with pytest.raises(ShardError, match=r"tokens-000000\.arrow: token id \d+ is outside .*\[0, 100\)") as e:
         _keys(small)
-    assert isinstance(e.value, TrainError)  # the CLI prints it as one Error: line
+    assert isinstance(e.value, user_error_types())  # the CLI prints it as one Error: line
 
 
 # -- remote ---------------------------------------------------------------------------------------

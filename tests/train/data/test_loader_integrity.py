@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from babylm.shards.errors import ShardError
 from babylm.train.data.contract import LoaderBatch
 from babylm.train.data.loader import build_loader
-from babylm.train.data.tar_index import ShardError
 from tests.loopback_server import Fault, LoopbackServer
 from tests.train.data.loader_fixtures import write_image_text
 
@@ -166,7 +166,7 @@ FULL_DISK = """
 import resource, signal, sys
 from pathlib import Path
 from babylm.train.data.loader import build_loader
-from babylm.train.data.tar_index import ShardError
+from babylm.shards.errors import ShardError
 from tests.loopback_server import LoopbackServer
 
 served, cache = Path(sys.argv[1]), Path(sys.argv[2])

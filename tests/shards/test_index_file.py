@@ -17,7 +17,7 @@ from babylm.shards import (
     verify_dataset,
     write_manifest,
 )
-from babylm.shards.tar_index import TarIndexError, checksum, decode_index, encode_index
+from babylm.shards.index_file import TarIndexError, checksum, decode_index, encode_index
 
 
 def image_samples(n: int) -> list[dict]:

@@ -160,7 +160,7 @@ def index_tar_file(path: Path, samples: int, size: int, sha256: str) -> bytes | 
     then its bytes once for the sha256 and the sample checksums."""
     from babylm.shards.access import regular_size
     from babylm.shards.errors import ShardsError
-    from babylm.shards.tar_scan import TarScanError, build_tar_index
+    from babylm.shards.tar_samples import TarScanError, build_tar_index
 
     try:
         if regular_size(path) != size:
