@@ -25,7 +25,9 @@ import click
 from babylm.shards import DatasetNotFound, ShardsError
 from babylm.shards.cli_errors import ErrorGroup
 from babylm.shards.version import package_version
+from babylm.train.cli_samples import samples
 from babylm.train.errors import TrainError
+from babylm.train.train_cli import evaluate_command, export, plot, train_commands
 
 # Data errors raised by modules that import torch: matched only once their module is loaded, so
 # `babylm-train --help` does not start torch.
@@ -116,11 +118,5 @@ def main() -> None:
     """Train Flamingo, GIT, OPT and RoBERTa baselines from babylm shards, with torchrun DDP."""
 
 
-# Commands of the train modules are registered below, one line each.
-from babylm.train.data.samples import samples  # noqa: E402
-
-main.add_command(samples)
-from babylm.train.train_cli import evaluate_command, export, plot, train_commands  # noqa: E402
-
-for _command in (*train_commands, export, plot, evaluate_command):
+for _command in (samples, *train_commands, export, plot, evaluate_command):
     main.add_command(_command)

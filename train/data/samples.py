@@ -1,196 +1,64 @@
-"""`babylm-train samples`: which samples each rank gets at each step, from the trainer's own loader.
+"""Which samples each rank gets at each step, read from the trainer's own loader.
 
 For debugging a loss spike (which data did rank 3 see at step 1200?) and for checking coverage by
-hand. Every rank's loader is built in this one process with `rank=r, world_size=R` -- the code a
-torchrun rank runs -- and the batches are read for real, so undecodable samples are left out
-exactly as in training.
+hand (`babylm-train samples`, in train/cli_samples.py). Every rank's loader is built in this one
+process with `rank=r, world_size=R` -- the code a torchrun rank runs -- and the batches are read
+for real, so undecodable samples are left out exactly as in training.
 """
 
 from __future__ import annotations
 
-import json
-import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
-import click
-
-from babylm.train.data.spec import LoaderSpec, default_of
+from babylm.train.data.spec import LoaderSpec
 
 if TYPE_CHECKING:
     from babylm.train.data.loader import ShardLoader
 
 
-def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--storage-option")
-        out[key] = value
-    return out
-
-
-@click.command("samples")
-@click.argument("location", nargs=-1, required=True)
-@click.option(
-    "--world-size",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Number of ranks (torchrun processes).",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=0),
-    default=default_of("workers"),
-    show_default=True,
-    help="DataLoader workers per rank.",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=default_of("batch_size"),
-    show_default=True,
-    help="Batch size per rank.",
-)
-@click.option("--epoch", type=click.IntRange(min=0), default=0, show_default=True, help="Epoch to show.")
-@click.option(
-    "--steps",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Show at most this many steps (default: to the end).",
-)
-@click.option(
-    "--start-step",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Show the batches after a resume at this step.",
-)
-@click.option(
-    "--seed",
-    type=click.IntRange(0, 2**32 - 1),
-    default=default_of("seed"),
-    show_default=True,
-    help="Data order seed of the run.",
-)
-@click.option(
-    "--seq-len",
-    type=click.IntRange(min=1),
-    default=default_of("seq_len"),
-    show_default=True,
-    help="Chunk length for tokens datasets.",
-)
-@click.option(
-    "--block-size",
-    type=click.IntRange(min=1),
-    default=default_of("block_size"),
-    show_default=True,
-    help="Samples per shuffled block.",
-)
-@click.option(
-    "--shuffle-buffer",
-    type=click.IntRange(min=0),
-    default=default_of("shuffle_buffer"),
-    show_default=True,
-    help="Bounded shuffle buffer size.",
-)
-@click.option(
-    "--images/--no-images",
-    default=default_of("images"),
-    show_default=True,
-    help="Decode images (as training does; undecodable samples are then left out). "
-    "--no-images shows the keys of the text-only (noimg) runs.",
-)
-@click.option(
-    "--image-size",
-    type=click.IntRange(min=1),
-    default=default_of("image_size"),
-    show_default=True,
-    help="Square image size of the run.",
-)
-@click.option(
-    "--max-corrupt-fraction",
-    type=click.FloatRange(0, 1),
-    default=default_of("max_corrupt_fraction"),
-    show_default=True,
-    help="Fail when more than this fraction of an epoch's samples is undecodable (as training).",
-)
-@click.option(
-    "--cache-dir", default=None, help="Tar index cache (default $BABYLM_CACHE_DIR or ~/.cache/babylm)."
-)
-@click.option(
-    "--storage-option", "storage_option", multiple=True, help="fsspec option KEY=VALUE, e.g. endpoint_url=..."
-)
-def samples(
-    location: tuple[str, ...],
-    world_size: int,
-    workers: int,
-    batch_size: int,
-    epoch: int,
-    steps: int | None,
-    start_step: int,
-    seed: int,
-    seq_len: int,
-    block_size: int,
-    shuffle_buffer: int,
-    images: bool,
-    image_size: int,
-    max_corrupt_fraction: float,
-    cache_dir: str | None,
-    storage_option: tuple[str, ...],
-) -> None:
-    """Print one JSON line per step and rank: {"epoch", "step", "rank", "keys"}.
-
-    LOCATION is one or more dataset folders or URLs of one kind (concatenated, as in training).
-    Keys are sample keys, or chunk ids for tokens datasets. For a paired run, run it once for
-    the caption data and once for the text data.
-    """
+def rank_loaders(locations: list[str], spec: LoaderSpec, world_size: int) -> list[ShardLoader]:
+    """The loader of every rank of a `world_size`-rank run, built as each rank builds its own."""
     from babylm.train.data.loader import build_loader
 
-    spec = LoaderSpec(
-        batch_size=batch_size,
-        workers=workers,
-        seed=seed,
-        seq_len=seq_len,
-        block_size=block_size,
-        shuffle_buffer=shuffle_buffer,
-        images=images,
-        image_size=image_size,
-        max_corrupt_fraction=max_corrupt_fraction,
-        cache_dir=cache_dir,
-        storage_options=_options(storage_option),
-    )
-    loaders = [
-        cast("ShardLoader", build_loader(list(location), spec, world_size=world_size, rank=rank))
+    return [
+        cast("ShardLoader", build_loader(locations, spec, world_size=world_size, rank=rank))
         for rank in range(world_size)
     ]
-    first = loaders[0]
-    total = first.steps_per_epoch
-    if start_step > total:
-        raise click.BadParameter(f"epoch has {total} steps", param_hint="--start-step")
+
+
+def seek(loaders: list[ShardLoader], epoch: int, start_step: int) -> None:
+    """Put every loader where the trainer's resume path puts it: a saved state at (epoch, start_step)."""
     for loader in loaders:
-        # The resume path of the trainer: a saved state at (epoch, start_step).
         state = loader.state_dict()
         state.update(epoch=epoch, step=start_step, consumed=start_step * loader.global_batch)
         loader.load_state_dict(state)
-    click.echo(
-        f"{first.kind}: {first.num_samples} items, {total} steps per epoch of global batch "
-        f"{first.global_batch}, {first.dropped_per_epoch} left out per epoch",
-        err=True,
+
+
+def summary(loader: ShardLoader) -> str:
+    """One line on the epoch's size: items, steps, global batch and what is left out."""
+    return (
+        f"{loader.kind}: {loader.num_samples} items, {loader.steps_per_epoch} steps per epoch of "
+        f"global batch {loader.global_batch}, {loader.dropped_per_epoch} left out per epoch"
     )
-    end = total if steps is None else min(total, start_step + steps)
+
+
+def sample_lines(
+    loaders: list[ShardLoader], epoch: int, start_step: int, end: int
+) -> Iterator[dict[str, Any]]:
+    """One {"epoch", "step", "rank", "keys"} record per step in [start_step, end) and rank.
+
+    When `end` is the epoch's end, each loader is then run to it, where training checks the
+    corrupt fraction (and raises as training would).
+    """
     iterators = [loader.batches() for loader in loaders]
     try:
         for step in range(start_step, end):
             for rank, it in enumerate(iterators):
                 batch = next(it)
-                line = {"epoch": epoch, "step": step, "rank": rank, "keys": batch.keys}
-                sys.stdout.write(json.dumps(line) + "\n")
-            sys.stdout.flush()
-        if end == total:
+                yield {"epoch": epoch, "step": step, "rank": rank, "keys": batch.keys}
+        if end == loaders[0].steps_per_epoch:
             for it in iterators:
-                # Run each loader to its epoch end, where training checks the corrupt fraction.
                 for _ in it:
                     raise RuntimeError("a loader yielded more batches than its steps per epoch")
     finally:

@@ -52,7 +52,7 @@ def test_samples_command_prints_the_keys_every_rank_gets(tmp_path):
 
 def test_samples_defaults_match_the_loader():
     """The samples command declares no default of its own: each is LoaderSpec's."""
-    from babylm.train.data.samples import samples
+    from babylm.train.cli_samples import samples
     from babylm.train.data.spec import LoaderSpec
 
     spec = LoaderSpec()
