@@ -1,7 +1,8 @@
 """Atomic file writing: readers see the old file or the new one, never a part of it.
 
 Everything the project writes that another process may read (manifests, shard entries, plans,
-unit records, skip lists, cached tar indexes, checkpoint meta, `done.json`) goes through
+unit records, skip lists, cached tar indexes, checkpoint meta, `done.json`, a run's `config.toml`,
+`run.json`, `wandb.json` and `metrics.jsonl` rewrite, `eval.json`) goes through
 `atomic_write`; folders that must appear whole (cached listings, exported models, hub-cache
 snapshots) through `atomic_folder`. Both give the umask's mode.
 """

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from babylm.shards import CorruptSample, ShardsError, open_dataset, parse_sample
+from babylm.shards import CorruptSample, ShardsError, atomic_write_bytes, open_dataset, parse_sample
 from babylm.shards.shard_reader import open_shard
 from babylm.shards.sheet import render_contact_sheet
 from babylm.train.checkpoint import load_model, resolve_checkpoint
@@ -183,5 +183,5 @@ def evaluate(
     run_dir = ckpt.parent.parent
     if (run_dir / "metrics.jsonl").exists():
         plot(run_dir, out / "loss.png")
-    (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_bytes(out / "eval.json", (json.dumps(result, indent=2) + "\n").encode())
     return result

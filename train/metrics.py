@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from babylm.shards import atomic_write_bytes
 from babylm.shards.version import package_version
 from babylm.train.errors import MissingInput
 
@@ -71,7 +72,7 @@ def truncate_after(path: Path, step: int) -> None:
     if not path.exists():
         return
     kept = [line for line in read_metrics(path) if line.get("step", 0) <= step]
-    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in kept).encode())
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
@@ -140,4 +141,4 @@ def write_run_info(run_dir: Path, model: torch.nn.Module, **facts: Any) -> None:
 
     info = {"parameters": count_parameters(model), **facts, "torch": torch.__version__}
     info["babylm_pipeline"] = package_version()
-    (run_dir / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+    atomic_write_bytes(run_dir / "run.json", (json.dumps(info, indent=2) + "\n").encode())

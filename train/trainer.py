@@ -377,7 +377,7 @@ def _prepare_run_dir(cfg: TrainConfig, run_dir: Path, d: Dist) -> Path | None:
         require_wandb()
     if d.rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.toml").write_text(cfg.to_toml())
+        atomic_write_bytes(run_dir / "config.toml", cfg.to_toml().encode())
     d.barrier()
     return resume_from
 
