@@ -7,17 +7,17 @@ the keys, captions, words and the worker's bookkeeping). `spec` declares every l
 and its default (`LoaderSpec`) and the interface of a stream's data (`Source`). How a batch is
 made, module by module:
 
-1. `plan`: the epoch plan. From (seed, epoch) and the manifests' sample counts it fixes the global
+1. `order`: the epoch order. From (seed, epoch) and the manifests' sample counts it fixes the global
    sample sequence (shard blocks permuted, then webdataset's bounded shuffle) and deals global
    batches to ranks and DataLoader workers, so every rank has the same number of steps;
 2. `shard_files`, `prefetch` and `tokens`: random access to the shards. Reading a tar shard's
    samples is `babylm.shards.shard_reader`'s (the byte-range index with a CRC-32C per sample, so a
    resume decodes nothing it skips and a damaged sample is caught); `shard_files` picks one reader
-   per shard when the source is made: local shards read directly, remote ones in plan blocks
+   per shard when the source is made: local shards read directly, remote ones in order blocks
    prefetched into a bounded shared disk cache (`prefetch`); token chunks are read from the Arrow
    token shards;
 3. `sources`: one source per stream (image_text, features or tokens), joining 1 and 2: its items
-   per epoch, its plan order, and how to read the raw items of a batch;
+   per epoch, its epoch order, and how to read the raw items of a batch;
 4. `paired`: one caption batch and one text batch per step (the multimodal training);
 5. `collate`: raw samples into a `LoaderBatch` (JPEGs decoded straight into the batch buffer,
    captions tokenized, labels by `babylm.train.losses`' caption-label rule); an undecodable

@@ -4,7 +4,7 @@
 `http(s)://` or `s3://` URLs of dataset folders (several of the same kind are concatenated).
 
 How it is built, and what webdataset does in it:
-- the epoch plan (`plan.py`) fixes the global sample sequence from (seed, epoch): blocks of the
+- the epoch order (`order.py`) fixes the global sample sequence from (seed, epoch): blocks of the
   shards permuted, then webdataset's bounded shuffle. Every rank derives its batches from it; the
   DataLoader workers of a rank split the rank's batches. This replaces `split_by_node` /
   `split_by_worker`, whose shard dealing makes ranks unequal and the order topology-dependent;
@@ -12,10 +12,10 @@ How it is built, and what webdataset does in it:
   tar reader is a stream and cannot start mid-shard; a resume reads nothing it skips;
 - decoding (`collate.py`) is ours: JPEGs go straight into the batch buffer, which
   webdataset's `Decoder` cannot do, and an undecodable sample must be counted against its
-  shard, not just dropped; batches have fixed membership from the plan, so they are assembled
-  by the plan, not by `wds.batched` (which would refill a batch that lost a corrupt sample from
+  shard, not just dropped; batches have fixed membership from the order, so they are assembled
+  by the order, not by `wds.batched` (which would refill a batch that lost a corrupt sample from
   the next one and shift every later batch).
-So webdataset remains where it fits this design: its bounded shuffle buffer (in the plan), its
+So webdataset remains where it fits this design: its bounded shuffle buffer (in the order), its
 key rule for tar members, and its TarWriter (in `babylm.shards`, which writes the shards).
 
 Both loaders implement `TrainLoader` (`contract.py`): a step is `{stream: LoaderBatch}`, with the
@@ -43,8 +43,8 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from babylm.train.data.buffers import RING_EXTRA, BufferFlags, WorkerBuffers, set_worker_buffers
 from babylm.train.data.contract import LoaderBatch, TrainLoader
+from babylm.train.data.order import EpochCursor, worker_steps
 from babylm.train.data.paired import PairedLoader
-from babylm.train.data.plan import EpochCursor, worker_steps
 from babylm.train.data.sources import make_source
 from babylm.train.data.spec import LoaderSpec, Source
 
@@ -92,7 +92,7 @@ class _EpochStream(IterableDataset):
                 batch.step = step
                 yield batch
         finally:
-            self.source.will_read(self.order, ())  # stopped early: no more downloads for this plan
+            self.source.will_read(self.order, ())  # stopped early: no more downloads for this schedule
 
 
 def _fresh_counters() -> dict[str, Any]:
@@ -289,7 +289,7 @@ class ShardLoader:
             "num_samples": self.num_samples,
             "dropped": cursor.dropped,
             "seed": self.seed,
-            "plan": self.source.plan(),
+            "plan": self.source.order_settings(),  # key kept: older states resume
             "fingerprint": self.source.fingerprint,
             "rank": self.rank,
             "world_size": self.world_size,
@@ -302,12 +302,12 @@ class ShardLoader:
         """Continue from `state`, with any world size and worker count.
 
         The global batch may differ too: the rest of the epoch is then cut into the new global
-        batch from the consumed offset. Seed, plan and data must be the same.
+        batch from the consumed offset. Seed, order settings and data must be the same.
         """
         for name, mine in (
             ("kind", self.kind),
             ("seed", self.seed),
-            ("plan", self.source.plan()),
+            ("plan", self.source.order_settings()),
             ("fingerprint", self.source.fingerprint),
             ("num_samples", self.num_samples),
         ):

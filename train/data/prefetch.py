@@ -1,10 +1,10 @@
-"""Remote shards at local speed: plan-driven block prefetch into a bounded local cache.
+"""Remote shards at local speed: schedule-driven block prefetch into a bounded local cache.
 
 One range request per sample made remote shards ~6x slower than local ones (each request costs
 a round trip and milliseconds of fsspec CPU, more than decoding the JPEG it fetches). The epoch
-plan already says which samples every future batch needs, so a worker fetches, ahead of time,
-whole *blocks* (the plan's unit: `block_size` consecutive samples of a shard, one contiguous byte
-run, one request) into a cache on local disk, and reads samples from there with `os.pread`.
+order already says which samples every future batch needs, so a worker fetches, ahead of time,
+whole *blocks* (the order's unit: `block_size` consecutive samples of a shard, one contiguous
+byte run, one request) into a cache on local disk, and reads samples from there with `os.pread`.
 
 - `BlockCache`: one file per block, `<cache_dir>/blocks/<shard sha256>-<start>-<end>.blk`, data
   plus a CRC-32C trailer. Files appear by atomic rename, and a per-block lock file (flock) makes
@@ -15,7 +15,7 @@ run, one request) into a cache on local disk, and reads samples from there with 
   wrong). A folder left by a killed run is reused: complete blocks are verified by their trailer
   when opened (a bad one is dropped and fetched again), and temporary files of dead processes are
   removed.
-- `Prefetcher`: the worker's upcoming batches (from the plan) -> the blocks they need, in order of
+- `Prefetcher`: the worker's upcoming batches (from the epoch order) -> the blocks they need, in order of
   first need, fetched `depth` batches ahead by a small thread pool.
 Blocks are downloaded with `babylm.shards.access.fetch_range` (one ranged GET with retries).
 """
@@ -148,9 +148,9 @@ class BlockCache:
 
 
 class Prefetcher:
-    """One process's block reads: planned blocks fetched ahead, open descriptors kept.
+    """One process's block reads: scheduled blocks fetched ahead, open descriptors kept.
 
-    `blocks_of(batch)` maps a planned batch to its block keys; `locate(key)` gives the block's
+    `blocks_of(batch)` maps a scheduled batch to its block keys; `locate(key)` gives the block's
     cache path and a function downloading it.
     """
 
@@ -166,26 +166,26 @@ class Prefetcher:
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="babylm-prefetch")
         self._futures: dict[BlockKey, Future] = {}
         self._fds: OrderedDict[BlockKey, int] = OrderedDict()
-        self._plan: Iterator[list[BlockKey]] | None = None
-        self._ahead = 0  # planned batches whose blocks were submitted but not yet read
+        self._schedule: Iterator[list[BlockKey]] | None = None
+        self._ahead = 0  # scheduled batches whose blocks were submitted but not yet read
 
-    def plan(self, batches: Iterator[list[BlockKey]]) -> None:
+    def schedule(self, batches: Iterator[list[BlockKey]]) -> None:
         """The block keys of this process's upcoming batches, in the order they will be read.
-        Downloads of an earlier plan that have not started are dropped (an empty plan: stop)."""
+        Downloads of an earlier schedule that have not started are dropped (an empty one: stop)."""
         for key, future in list(self._futures.items()):
             if future.cancel():
                 del self._futures[key]
-        self._plan, self._ahead = batches, 0
+        self._schedule, self._ahead = batches, 0
         self.advance(first=True)
 
     def advance(self, first: bool = False) -> None:
-        """One planned batch is being read: keep `depth` batches' blocks requested ahead of it."""
+        """One scheduled batch is being read: keep `depth` batches' blocks requested ahead of it."""
         if not first:
             self._ahead = max(0, self._ahead - 1)
-        while self._plan is not None and self._ahead <= self.depth:
-            keys = next(self._plan, None)
+        while self._schedule is not None and self._ahead <= self.depth:
+            keys = next(self._schedule, None)
             if keys is None:
-                self._plan = None
+                self._schedule = None
                 break
             self._ahead += 1
             for key in keys:

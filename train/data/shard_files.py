@@ -2,7 +2,7 @@
 
 - Local shards (paths, `file://`): `babylm.shards.shard_reader.LocalShard`, `os.pread` per sample.
 - Remote shards (`http(s)://`, `s3://`, anything fsspec knows): `BlockShard`, which reads whole
-  plan blocks through the plan-driven prefetcher and the bounded block cache (`prefetch.py`); with
+  order blocks through the scheduled prefetcher and the bounded block cache (`prefetch.py`); with
   `prefetch_batches=0`, `RangeShard`: one concurrent range request per sample, no cache.
 
 Every read of a shard with a `.idx` index is checked against the sample's CRC-32C: a mismatch
@@ -43,7 +43,7 @@ def read_options(spec: LoaderSpec) -> ReadOptions:
 
 
 class BlockShard(RangeShard):
-    """A remote shard read a plan block at a time (`block_size` consecutive samples, one ranged
+    """A remote shard read an order block at a time (`block_size` consecutive samples, one ranged
     GET) through the process's prefetcher, which `prefetcher()` gives."""
 
     def __init__(
@@ -161,7 +161,7 @@ class ShardFiles:
         return self.readers[i].crcs()
 
     def check(self) -> None:
-        """Check every shard before anything is sized by its manifest counts (the epoch plan
+        """Check every shard before anything is sized by its manifest counts (the epoch order
         is): plausible counts, local sizes, and each index read, validated and of the listed
         length (remote ones 8 at a time; they land in the disk cache the workers read)."""
         for reader in self.readers:
@@ -186,7 +186,7 @@ class ShardFiles:
             list(dict.fromkeys((s, n // size) for s, n in zip(sh.tolist(), sa.tolist(), strict=True)))
             for sh, sa in batches
         )
-        self._get_prefetcher().plan(keys)
+        self._get_prefetcher().schedule(keys)
 
     def _get_prefetcher(self) -> Prefetcher:
         self._check_process()
@@ -197,7 +197,7 @@ class ShardFiles:
         return self._prefetcher
 
     def _locate(self, key: BlockKey) -> tuple[Path, Any, str]:
-        """Cache path, downloader and name of block `key` (the plan's block: one byte run)."""
+        """Cache path, downloader and name of block `key` (the epoch order's block: one byte run)."""
         shard, block = key
         reader = self.readers[shard]
         assert isinstance(reader, BlockShard)

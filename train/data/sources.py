@@ -1,7 +1,7 @@
 """Data sources of the loader: one per stream kind, each with the same small interface.
 
-A source knows its number of items per epoch (`num_items`: samples, or token chunks), the plan
-parameters that fix its order (`plan()`, stored in the loader state), the epoch order
+A source knows its number of items per epoch (`num_items`: samples, or token chunks), the
+settings that fix its order (`order_settings()`, the loader state's "plan"), the epoch order
 (`order(seed, epoch)`, computed once per epoch in the rank's main process and inherited by the
 forked workers), how to assemble the batch at given positions of that order (`batch`, run in
 the workers, as a `LoaderBatch`) and what to add to it in the consumer process (`finish`). `make_source` resolves dataset locations into a source. The interface is `spec.Source`.
@@ -21,10 +21,10 @@ from babylm.shards.reader import ShardRef, fingerprint
 from babylm.shards.tar_samples import parse_sample
 from babylm.train.data.collate import SampleCollate
 from babylm.train.data.contract import LoaderBatch
-from babylm.train.data.plan import chunk_order, sample_order
+from babylm.train.data.order import chunk_order, sample_order
 from babylm.train.data.shard_files import ShardFiles
 from babylm.train.data.spec import LoaderSpec, Source
-from babylm.train.data.tokens import TokenSource
+from babylm.train.data.tokens import TokenShards
 from babylm.train.errors import DataError
 
 
@@ -34,7 +34,7 @@ def _cached_sample_order(counts: tuple[int, ...], seed: int, epoch: int, block: 
 
 
 class TarSource:
-    """image_text / features tar shards: plan order and batch assembly by byte-range reads."""
+    """image_text / features tar shards: epoch order and batch assembly by byte-range reads."""
 
     def __init__(self, shards: list[ShardRef], collate: SampleCollate, spec: LoaderSpec):
         self.kind = collate.kind
@@ -52,7 +52,7 @@ class TarSource:
         """Whether batches carry `words` (every shard was written with word counts)."""
         return self.collate.count_words
 
-    def plan(self) -> dict[str, Any]:
+    def order_settings(self) -> dict[str, Any]:
         return {"block_size": self.block_size, "shuffle_buffer": self.shuffle_buffer}
 
     def order(self, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -89,17 +89,17 @@ class TokenChunks:
 
     kind = "tokens"
 
-    def __init__(self, source: TokenSource, fingerprint_: str):
-        self.source = source
-        self.num_items = source.num_chunks
+    def __init__(self, shards: TokenShards, fingerprint_: str):
+        self.shards = shards
+        self.num_items = shards.num_chunks
         self.fingerprint = fingerprint_
-        self.has_words = source.has_words
+        self.has_words = shards.has_words
 
-    def plan(self) -> dict[str, Any]:
-        plan: dict[str, Any] = {"seq_len": self.source.seq_len}
-        if self.source.chunking != "stream":  # absent for stream, so older loader states still resume
-            plan["chunking"] = self.source.chunking
-        return plan
+    def order_settings(self) -> dict[str, Any]:
+        settings: dict[str, Any] = {"seq_len": self.shards.seq_len}
+        if self.shards.chunking != "stream":  # absent for stream, so older loader states still resume
+            settings["chunking"] = self.shards.chunking
+        return settings
 
     def order(self, seed: int, epoch: int) -> np.ndarray:
         return chunk_order(self.num_items, seed, epoch)
@@ -108,7 +108,7 @@ class TokenChunks:
         pass  # token shards are memory-mapped (local) or read whole (remote) already
 
     def batch(self, order: np.ndarray, positions: np.ndarray) -> LoaderBatch:
-        out = self.source.batch(order[positions])
+        out = self.shards.batch(order[positions])
         return LoaderBatch({"input_ids": out["input_ids"]}, out["keys"], words=out.get("words"))
 
     def finish(self, batch: LoaderBatch) -> LoaderBatch:
@@ -158,8 +158,7 @@ def make_source(
     entries = [(d, e) for d in datasets for e in d.manifest.shards]
     if found == "tokens":
         refs = [d.shard_ref(e) for d, e in entries]
-        source = TokenSource(refs, spec, _vocab_bound(tokenizer))
-        return TokenChunks(source, fingerprint(refs))
+        return TokenChunks(TokenShards(refs, spec, _vocab_bound(tokenizer)), fingerprint(refs))
     collate = SampleCollate(found, tokenizer, spec)
     collate.count_words = all(e.words is not None for _, e in entries)
     return TarSource([d.shard_ref(e) for d, e in entries], collate, spec)

@@ -45,7 +45,7 @@ class LoaderSpec:
     - `storage_options`: fsspec options for remote locations (e.g. S3 endpoint and keys);
       `cache_dir`: where tar indexes and blocks of remote shards are cached (None:
       $BABYLM_CACHE_DIR or ~/.cache/babylm; a folder on /dev/shm keeps them in memory).
-    - remote shards are fetched a plan block (`block_size` samples, one request) at a time,
+    - remote shards are fetched an order block (`block_size` samples, one request) at a time,
       `prefetch_batches` of a worker's batches ahead, into a cache of at most `cache_bytes`
       (least recently used blocks evicted; it must hold the shuffle buffer's blocks plus the
       prefetched ones of every worker of the node). `prefetch_batches=0`: one range request per
@@ -124,8 +124,8 @@ class Source(Protocol):
     fingerprint: str  # identifies the shards; a resume must see the same
     has_words: bool  # batches carry `words` (every shard has prep's word counts)
 
-    def plan(self) -> dict[str, Any]:
-        """The settings besides seed and epoch that fix the order (stored in the loader state)."""
+    def order_settings(self) -> dict[str, Any]:
+        """The settings besides seed and epoch that fix the order (the loader state's "plan")."""
         ...
 
     def order(self, seed: int, epoch: int) -> Any:

@@ -3,7 +3,7 @@
 Rows are concatenated in manifest order (shard by shard, row by row, as the original concatenated
 the lines of each file) into one stream of T tokens; chunk c is tokens [c*L, (c+1)*L), so there
 are floor(T / L) chunks and one tail shorter than L is dropped. T comes from the manifest, so an
-epoch is planned without reading a shard. Local shards are memory-mapped (`read_token_table`):
+epoch is ordered without reading a shard. Local shards are memory-mapped (`read_token_table`):
 the stream is a list of zero-copy numpy views, one per Arrow record batch, and a chunk is a slice
 of one of them (or, at a boundary, of two). Remote shards are read into memory once per process.
 """
@@ -60,8 +60,8 @@ def original_chunk_starts(
     return np.repeat(firsts, per_group) + within * seq_len
 
 
-class TokenSource:
-    """Chunks of the concatenated token stream of a list of Arrow shards.
+class TokenShards:
+    """The loaded token shards of a stream: chunks of the concatenated token stream of its Arrow shards.
 
     `chunking` "stream" cuts the whole stream (one tail dropped); "original" cuts inside groups of
     1000 rows as the original did (`original_chunk_starts`, FIDELITY.md), which needs the row
@@ -81,7 +81,7 @@ class TokenSource:
         self.vocab_size = vocab_size
         self.fetch_timeout = spec.fetch_timeout
         for ref in shards:
-            self._check_file(ref)  # before num_chunks (and the epoch plan) is sized by the counts
+            self._check_file(ref)  # before num_chunks (and the epoch order) is sized by the counts
         self.num_tokens = sum(s.tokens for s in shards)
         self._chunk_starts: np.ndarray | None = None
         if self.chunking == "original":

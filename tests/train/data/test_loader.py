@@ -15,7 +15,7 @@ import torch
 import babylm.train.data.collate as data_collate
 from babylm.shards.errors import ShardError
 from babylm.train.data.loader import CorruptDataError, ShardLoader, build_loader
-from babylm.train.data.plan import sample_order
+from babylm.train.data.order import sample_order
 from tests.train.data.loader_fixtures import key_of, tiny_jpeg, write_image_text, write_tokens
 
 UNEVEN = [37, 5, 61, 1, 20, 9]  # 133 samples

@@ -1,5 +1,5 @@
 """`ShardFiles` picks one reader per shard when the source is made: by the shard's scheme, and for
-remote shards by `prefetch_batches` (plan blocks through the cache, or one request per sample);
+remote shards by `prefetch_batches` (order blocks through the cache, or one request per sample);
 every choice reads the same bytes."""
 
 from __future__ import annotations

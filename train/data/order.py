@@ -1,13 +1,13 @@
-"""The epoch plan: which samples make up global batch b of epoch e, whatever the topology.
+"""The epoch order: which samples make up global batch b of epoch e, whatever the topology.
 
-Why a plan instead of webdataset's `split_by_node` / `split_by_worker`: those deal whole shards
+Why one global order instead of webdataset's `split_by_node` / `split_by_worker`: those deal whole shards
 to consumers, so the order depends on the number of ranks and workers, ranks get unequal sample
 counts (the end-of-epoch DDP hang), and a resume cannot know what each consumer had consumed.
 Here the order of an epoch is one global sequence that depends on (seed, epoch) and the manifest
 counts only:
 
 1. every shard is cut into blocks of `block_size` samples (counts come from the manifest, so
-   nothing is read to plan an epoch);
+   nothing is read to order an epoch);
 2. the blocks are permuted with a generator seeded by (seed, epoch) -- the per-epoch shard-order
    reshuffle, at block granularity so that one global batch mixes many shards;
 3. the block-ordered samples go through webdataset's bounded shuffle buffer (`wds.shuffle`'s
