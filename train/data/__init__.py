@@ -27,11 +27,11 @@ made, module by module:
    of the above, with exact `state_dict()` / resume on any topology; it takes the worker's
    bookkeeping off each batch (step check, corrupt counts, buffer slot).
 
-`samples` is the `babylm-train samples` command, which prints which keys each rank gets at each
-step from this same code.
+`samples` reads which keys each rank gets at each step from this same code, for the
+`babylm-train samples` command (`babylm.train.cli_samples`).
 
 The names below are re-exported lazily, so that importing this package (as `babylm-train --help`
-does, for the `samples` command) does not import torch.
+does) does not import torch.
 """
 
 from __future__ import annotations
