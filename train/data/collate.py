@@ -118,12 +118,13 @@ def load_tokenizer(tokenizer: Any) -> Any:
 def tokenize_captions(
     tokenizer: Any,
     captions: Sequence[str],
-    prefix: str | None = "<image> ",
-    max_length: int = 128,
-    score_padding: bool = False,
+    prefix: str | None,
+    max_length: int,
+    score_padding: bool,
 ) -> dict[str, torch.Tensor]:
     """input_ids / labels (/ attention_mask) of a caption batch, padded to the longest, with the
-    labels of the caption-label rule (`caption_inputs`: `score_padding` or not)."""
+    labels of the caption-label rule (`caption_inputs`: `score_padding` or not). The settings are
+    a `LoaderSpec`'s (`image_prefix`, `max_caption_tokens`, `caption_loss`), which has their defaults."""
     if not captions:
         empty = torch.zeros((0, 0), dtype=torch.long)
         return caption_inputs(empty, empty.clone(), score_padding)
@@ -135,12 +136,11 @@ def tokenize_captions(
 class SampleCollate:
     """Turns the raw tar samples of one batch into the batch dict (`image_text` or `features`)."""
 
-    def __init__(self, kind: str, tokenizer: Any = None, spec: LoaderSpec | None = None):
+    def __init__(self, kind: str, tokenizer: Any, spec: LoaderSpec):
         """`spec` gives the caption and image settings (image_prefix, max_caption_tokens, images,
         image_size); `tokenizer` (object or folder) None means batches carry caption strings only."""
         if kind not in ("image_text", "features"):
             raise ValueError(f"SampleCollate handles image_text and features shards, not {kind!r}")
-        spec = spec or LoaderSpec()
         self.kind = kind
         self.tokenizer = load_tokenizer(tokenizer)
         self.image_prefix = spec.image_prefix

@@ -112,17 +112,16 @@ class ShardLoader:
         self,
         source: Source,
         batch_size: int,
-        world_size: int = 1,
-        rank: int = 0,
-        workers: int = 0,
-        spec: LoaderSpec | None = None,
+        world_size: int,
+        rank: int,
+        workers: int,
+        spec: LoaderSpec,
         multiprocessing_context: Any = None,
         stream: str | None = None,
     ):
         """`batch_size` and `workers` are this stream's (a paired loader's streams differ); the
         rest of the settings come from `spec` (seed, corrupt limit, pinning, prefetch). `stream`
         names the batches (None: "text" for tokens, "caption" for image_text and features)."""
-        spec = spec or LoaderSpec()
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world size {world_size}")
         if batch_size < 1 or workers < 0:

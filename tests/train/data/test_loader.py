@@ -16,6 +16,7 @@ import babylm.train.data.collate as data_collate
 from babylm.shards.errors import ShardError
 from babylm.train.data.loader import CorruptDataError, ShardLoader, build_loader
 from babylm.train.data.order import sample_order
+from babylm.train.data.spec import LoaderSpec
 from tests.train.data.loader_fixtures import key_of, tiny_jpeg, write_image_text, write_tokens
 
 UNEVEN = [37, 5, 61, 1, 20, 9]  # 133 samples
@@ -260,8 +261,13 @@ def test_original_caption_loss_keeps_padding_in_the_labels_and_passes_no_mask(
 
     tok = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
     captions = ["a red square", "the quick brown fox jumps over the lazy dog near the river bank"]
-    masked = data_collate.tokenize_captions(tok, captions)
-    original = data_collate.tokenize_captions(tok, captions, score_padding=True)
+    spec = LoaderSpec()
+    masked = data_collate.tokenize_captions(
+        tok, captions, spec.image_prefix, spec.max_caption_tokens, score_padding=False
+    )
+    original = data_collate.tokenize_captions(
+        tok, captions, spec.image_prefix, spec.max_caption_tokens, score_padding=True
+    )
     assert "attention_mask" not in original
     assert torch.equal(original["input_ids"], masked["input_ids"])
     assert torch.equal(original["labels"], original["input_ids"])
