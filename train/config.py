@@ -10,17 +10,12 @@ fields); code that needs another one makes it with `dataclasses.replace`, which 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    tomllib = None  # type: ignore[assignment]
-
 from babylm.train.bounds import Range, option_name, value_problem
+from babylm.train.config_toml import load_toml, write_toml
 from babylm.train.data.spec import CaptionLoss, Chunking, LoaderSpec
 from babylm.train.kinds import KINDS, MODEL_KINDS, ModelName
 from babylm.train.settings import apply_setting, parse_mix
@@ -344,64 +339,14 @@ class TrainConfig:
     # ---- TOML -----------------------------------------------------------------------------------
     def to_toml(self) -> str:
         """The resolved configuration as TOML (flat keys, the field names)."""
-        lines = ["# babylm-train resolved configuration; rerun with --config this-file.toml"]
-        for f in fields(self):
-            if f.name in _NOT_RECORDED:
-                continue
-            value = getattr(self, f.name)
-            if value is None:
-                lines.append(f"# {f.name} = (unset)")
-            else:
-                lines.append(f"{f.name} = {_toml_value(value)}")
-        return "\n".join(lines) + "\n"
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if math.isinf(v) or math.isnan(v):
-            return {math.inf: "inf", -math.inf: "-inf"}.get(v, "nan")
-        return repr(v)
-    if isinstance(v, str):
-        escaped = v.replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{escaped}"'
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
-
-
-def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a config file and check its keys against the dataclass fields."""
-    if tomllib is None:
-        try:
-            import tomli as toml_reader
-        except ImportError as e:
-            raise RuntimeError("--config needs Python 3.11+ (tomllib) or the 'tomli' package") from e
-    else:
-        toml_reader = tomllib
-    try:
-        data = toml_reader.loads(Path(path).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, toml_reader.TOMLDecodeError) as e:
-        raise ValueError(
-            f"{path}: not a TOML file ({e}); fix it or write one with the option names"
-        ) from None
-    by_name = {f.name: f for f in fields(TrainConfig)}
-    unknown = sorted(set(data) - set(by_name))
-    if unknown:
-        raise ValueError(f"{path}: unknown keys {', '.join(unknown)}")
-    for key, value in data.items():
-        problem = value_problem(by_name[key], value)
-        if problem:
-            raise ValueError(f"{path}: {key} = {value!r}: {problem}")
-    return data
+        return write_toml(
+            {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_RECORDED}
+        )
 
 
 def resolve_config(model: str, cli: dict[str, Any], config_file: str | Path | None = None) -> TrainConfig:
     """Defaults < --setting < TOML file < explicit CLI values (`cli` holds only those given)."""
-    file_values = load_toml(config_file) if config_file else {}
+    file_values = load_toml(config_file, fields(TrainConfig)) if config_file else {}
     values: dict[str, Any] = {}
     setting = cli.get("setting") or file_values.get("setting")
     if setting:

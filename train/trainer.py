@@ -16,7 +16,7 @@ What is scored and counted (the label shift, -100, masked LM or not) is `losses.
 Every optimizer step ends with an all-reduce of a stop flag (over gloo, off the GPU stream), so a
 SIGTERM/SIGUSR1 that reaches any rank stops all of them after the same step with a checkpoint.
 A USR1 that reached the Slurm scripts' launcher before the ranks could hear it is not lost
-(`_stop_pending`).
+(`stop_signals.stop_pending`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -53,23 +52,8 @@ from babylm.train.metrics import (
 from babylm.train.optim import make_optimizer
 from babylm.train.progress import TrainProgress
 from babylm.train.setup import SetupError, build_data, build_model_for, vision_encoder_path
+from babylm.train.stop_signals import catching_stop_signals, received
 from babylm.train.tracking import WandbTracker, require_wandb
-
-_STOP: dict[str, int | None] = {"signal": None}
-
-
-def _on_signal(signum: int, _frame: Any) -> None:
-    _STOP["signal"] = int(signum)
-
-
-def _stop_pending() -> bool:
-    """Whether the launcher was told to stop before this rank could hear it. The Slurm scripts
-    start the ranks with USR1 ignored (torchrun, their parent, would die of it), so a USR1 that
-    comes before the handler above is installed is lost; their wrapper therefore first creates
-    the file named by BABYLM_STOP_FILE, then signals. Checked after the handler is installed,
-    either the signal reaches the handler or the file is already there."""
-    path = os.environ.get("BABYLM_STOP_FILE")
-    return bool(path) and os.path.exists(path)
 
 
 class _Losses(nn.Module):
@@ -89,18 +73,12 @@ def train(cfg: TrainConfig) -> int:
     after a SIGTERM/SIGUSR1 stop, which leaves a checkpoint to resume from)."""
     d = setup_distributed()
     quiet(d.rank)
-    _STOP["signal"] = None
-    # Installed before the loader forks its workers, which inherit this harmless flag-setter.
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGUSR1)}
-    if _stop_pending():
-        _STOP["signal"] = int(signal.SIGUSR1)
-    try:
-        return Trainer.setup(cfg, d).run()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if d.world > 1 and dist.is_initialized():
-            dist.destroy_process_group()
+    with catching_stop_signals():
+        try:
+            return Trainer.setup(cfg, d).run()
+        finally:
+            if d.world > 1 and dist.is_initialized():
+                dist.destroy_process_group()
 
 
 @dataclass
@@ -322,7 +300,7 @@ class Trainer:
 
     def stop_requested(self) -> str | None:
         """The name of a stop signal any rank received (all ranks agree, after the same step)."""
-        flag = torch.tensor([float(_STOP["signal"] or 0)])  # the signal number, 0 for none
+        flag = torch.tensor([float(received())])  # the signal number, 0 for none
         if self.d.world > 1:
             dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.d.flag_group)
         return signal.Signals(int(flag.item())).name if flag.item() > 0 else None
