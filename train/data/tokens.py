@@ -30,11 +30,13 @@ def chunk_words(
     seq_len: int,
     chunk_starts: np.ndarray | None,
     num_chunks: int,
+    offset: int = 0,
 ) -> np.ndarray:
     """Words of each chunk: a line's words count in the chunk that holds its last token (its
     `</s>`), so a line cut across chunks counts once; a line whose last token is in no chunk
-    (the dropped tail, or a group remainder under original chunking) is never counted."""
-    last = np.cumsum(row_lengths, dtype=np.int64) - 1
+    (the dropped tail, or a group remainder under original chunking) is never counted. The rows
+    start at token `offset` of the stream (one shard's rows at a time add up to the whole)."""
+    last = offset + np.cumsum(row_lengths, dtype=np.int64) - 1
     if chunk_starts is None:
         chunk = last // seq_len
         inside = chunk < num_chunks
@@ -137,16 +139,23 @@ class TokenShards:
 
     def _load(self) -> None:
         pieces: list[np.ndarray] = []
-        row_lengths: list[np.ndarray] = []
-        row_words: list[np.ndarray] = []
+        # Counted shard by shard: per-line arrays of the whole stream would cost tens of bytes a
+        # line in every process that loads it (hundreds of MB for a 100M-word corpus).
+        words = np.zeros(self.num_chunks if self.has_words else 0, dtype=np.int64)
+        offset = 0
         for ref in self.shards:
             self._check_file(ref)
             table, column = self._read(ref)
             if self.has_words:
-                row_lengths.append(
-                    np.concatenate([np.diff(c.offsets.to_numpy()) for c in column.chunks] or [[]])
+                lengths = np.concatenate([np.diff(c.offsets.to_numpy()) for c in column.chunks] or [[]])
+                words += chunk_words(
+                    lengths.astype(np.int64),
+                    self._shard_words(ref, table),
+                    self.seq_len,
+                    self._chunk_starts,
+                    self.num_chunks,
+                    offset,
                 )
-                row_words.append(self._shard_words(ref, table))
             got = 0
             for chunk in column.chunks:
                 values = chunk.flatten().to_numpy(zero_copy_only=True)
@@ -156,17 +165,11 @@ class TokenShards:
                     got += len(values)
             if got != ref.tokens:
                 raise ShardError(f"{ref.url}: shard holds {got} tokens but the manifest says {ref.tokens}")
+            offset += got
         self._pieces = pieces
         lengths = np.array([len(p) for p in pieces], dtype=np.int64)
         self._starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        if self.has_words:
-            self._chunk_words = chunk_words(
-                np.concatenate(row_lengths or [np.zeros(0, np.int64)]).astype(np.int64),
-                np.concatenate(row_words or [np.zeros(0, np.int64)]).astype(np.int64),
-                self.seq_len,
-                self._chunk_starts,
-                self.num_chunks,
-            )
+        self._chunk_words = words if self.has_words else None
         self._pid = os.getpid()
 
     def _check_ids(self, ref: ShardRef, values: np.ndarray) -> None:
