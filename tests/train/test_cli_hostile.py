@@ -195,10 +195,11 @@ BIN = Path(sys.executable).parent
     [
         [str(BIN / "babylm-train"), "opt", "--lr", "nan"],
         [sys.executable, "-m", "babylm.train", "opt", "--max-steps", "0"],
-        [str(BIN / "babylm-train"), "export", "/missing/babylm-nowhere", "/tmp/babylm-nowhere-out"],
+        [str(BIN / "babylm-train"), "export", "{tmp}/missing-run", "{tmp}/out"],
     ],
 )
-def test_console_script_misuse_is_one_stderr_line(args):
+def test_console_script_misuse_is_one_stderr_line(args, tmp_path):
+    args = [a.format(tmp=tmp_path) for a in args]
     result = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr
     assert result.stdout == "" and "Traceback" not in result.stderr
